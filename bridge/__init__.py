@@ -1,0 +1,1 @@
+"""Bridges between NATS and the Kafka streams: commands in, decision records out."""

@@ -1,0 +1,201 @@
+"""Command DTOs: one small model per use case, validated at the edge.
+
+`NAME` is the command's type on the wire; the bridge maps NATS subjects and
+HTTP routes to it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from domain.errors import pydantic_details, validation_error
+from domain.model import (
+    Actor,
+    AvailabilityPattern,
+    Id,
+    Model,
+    Participant,
+    Period,
+    UtcDatetime,
+)
+from domain.status import AppointmentStatus
+
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+CommandId = Annotated[str, Field(min_length=1, max_length=128)]
+Version = Annotated[int, Field(ge=1)]
+
+
+def _end_after_start(end: datetime | None, info: ValidationInfo) -> datetime | None:
+    """As a validator of `end`, so VALIDATION_FAILED details name the field (CONTRACT section 4)."""
+    start = info.data.get("start")
+    if end is not None and start is not None and end <= start:
+        raise ValueError("end must be after start")
+    return end
+
+
+class Command(Model):
+    NAME: ClassVar[str]
+    command_id: CommandId | None = None
+
+
+class BookAppointment(Command):
+    NAME: ClassVar[str] = "appointment.book"
+    slot_id: Id
+    patient_id: Text
+    service_type: Text | None = None
+    participants: Annotated[list[Participant], Field(max_length=20)] = []
+    description: Annotated[str, Field(max_length=2000)] | None = None
+    allow_double_booking: bool = False
+
+
+class RescheduleAppointment(Command):
+    NAME: ClassVar[str] = "appointment.reschedule"
+    appointment_id: Id
+    new_slot_id: Id
+    expected_version: Version | None = None
+
+
+class UpdateAppointmentStatus(Command):
+    NAME: ClassVar[str] = "appointment.status"
+    appointment_id: Id
+    status: AppointmentStatus
+    expected_version: Version | None = None
+
+
+class CancelAppointment(Command):
+    NAME: ClassVar[str] = "appointment.cancel"
+    appointment_id: Id
+    reason: Annotated[str, Field(max_length=500)] | None = None
+    expected_version: Version | None = None
+
+
+class CheckInPatient(Command):
+    NAME: ClassVar[str] = "appointment.check-in"
+    appointment_id: Id
+    expected_version: Version | None = None
+
+
+class CreateSchedule(Command):
+    NAME: ClassVar[str] = "schedule.create"
+    actor: Actor
+    location_id: Text
+    service_type: Text
+    planning_horizon: Period
+    availability_pattern: AvailabilityPattern | None = None
+
+
+class AddScheduleException(Command):
+    NAME: ClassVar[str] = "schedule.add-exception"
+    schedule_id: Id
+    start: UtcDatetime
+    end: UtcDatetime
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+    @field_validator("end")
+    @classmethod
+    def _ordered(cls, end: datetime | None, info: ValidationInfo) -> datetime | None:
+        return _end_after_start(end, info)
+
+
+class CreateSlot(Command):
+    NAME: ClassVar[str] = "slot.create"
+    schedule_id: Id
+    start: UtcDatetime
+    end: UtcDatetime
+    overbooked: bool = False
+
+    @field_validator("end")
+    @classmethod
+    def _ordered(cls, end: datetime | None, info: ValidationInfo) -> datetime | None:
+        return _end_after_start(end, info)
+
+
+class AddToWaitlist(Command):
+    NAME: ClassVar[str] = "waitlist.add"
+    patient_id: Text
+    provider_id: Text | None = None
+    location_id: Text | None = None
+    service_type: Text
+    requested_period: Period
+    priority: Annotated[int, Field(ge=0, le=100)] = 0
+
+
+class FulfillWaitlistEntry(Command):
+    NAME: ClassVar[str] = "waitlist.fulfill"
+    entry_id: Id
+    appointment_id: Id
+
+
+class BridgePortalAppointment(Command):
+    NAME: ClassVar[str] = "portal.appointment.requested"
+    request_id: CommandId
+    patient_id: Text
+    slot_id: Id | None = None
+    provider_id: Text | None = None
+    start: UtcDatetime | None = None
+    end: UtcDatetime | None = None
+    service_type: Text
+    note: Annotated[str, Field(max_length=2000)] | None = None
+
+    @field_validator("end")
+    @classmethod
+    def _ordered(cls, end: datetime | None, info: ValidationInfo) -> datetime | None:
+        return _end_after_start(end, info)
+
+    @model_validator(mode="after")
+    def _slot_or_window(self) -> BridgePortalAppointment:
+        if self.slot_id is None and not (self.provider_id and self.start and self.end):
+            raise ValueError("either slotId or providerId, start and end are required")
+        return self
+
+
+class DispatchReminder(Command):
+    NAME: ClassVar[str] = "reminder.dispatch"
+    now: datetime | None = None
+
+
+class MarkReminderSent(Command):
+    """Internal: the reminder hand-off for one appointment and lead was acknowledged."""
+
+    NAME: ClassVar[str] = "reminder.sent"
+    appointment_id: Id
+    lead_minutes: Annotated[int, Field(ge=1)]
+
+
+COMMANDS: dict[str, type[Command]] = {
+    cls.NAME: cls
+    for cls in (
+        BookAppointment,
+        RescheduleAppointment,
+        UpdateAppointmentStatus,
+        CancelAppointment,
+        CheckInPatient,
+        CreateSchedule,
+        AddScheduleException,
+        CreateSlot,
+        AddToWaitlist,
+        FulfillWaitlistEntry,
+        BridgePortalAppointment,
+        DispatchReminder,
+        MarkReminderSent,
+    )
+}
+
+
+def parse_command(name: str, body: Any) -> Command:
+    """Build a command from a decoded JSON body, or raise VALIDATION_FAILED with field details."""
+    cls = COMMANDS.get(name)
+    if cls is None:
+        raise validation_error(
+            [{"field": "type", "message": f"unknown command {name!r}"}],
+            "unknown command",
+        )
+    if not isinstance(body, dict):
+        raise validation_error([{"field": "body", "message": "a JSON object is required"}])
+    try:
+        return cls.model_validate(body)
+    except ValidationError as exc:
+        raise validation_error(pydantic_details(exc)) from None

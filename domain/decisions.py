@@ -1,0 +1,148 @@
+"""Decision plumbing: the state port, the context of a command and its outcome.
+
+A use case reads through a `Session`, which sees its own pending writes and
+bumps each entity's version exactly once per save, and returns a `Decision`:
+the entities after the change, the events and the reply. Nothing is written
+until the caller applies the decision, so a refusal changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from domain.errors import DomainError, ErrorCode
+from domain.ids import event_id
+from domain.model import Entity
+from domain.resource import ResourceIndex
+
+E = TypeVar("E", bound=Entity)
+
+WRITE = "scheduling:write"
+READ = "scheduling:read"
+DOUBLE_BOOK = "scheduling:double-book"
+ADMIN = "scheduling:admin"
+
+
+class State(Protocol):
+    """Read access to the actor's tables (Faust tables in the worker, dicts in tests)."""
+
+    def entity(self, kind: str, entity_id: str) -> Entity | None: ...
+
+    def resource(self, token: str) -> ResourceIndex | None: ...
+
+
+@dataclass(frozen=True)
+class Context:
+    tenant: str
+    command_id: str
+    now: datetime
+    subject: str | None = None
+    scopes: frozenset[str] = frozenset()
+    patient_id: str | None = None
+
+    def require_scope(self, scope: str) -> None:
+        if scope not in self.scopes and ADMIN not in self.scopes:
+            raise DomainError(ErrorCode.FORBIDDEN, f"scope {scope} is required")
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    subject: str
+    data: dict[str, Any]
+
+
+@dataclass
+class Decision:
+    data: dict[str, Any] | None = None
+    error: DomainError | None = None
+    changes: list[Entity] = field(default_factory=list)
+    indexes: list[ResourceIndex] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def reply(self) -> dict[str, Any]:
+        if self.error is not None:
+            return self.error.as_reply()
+        return {"ok": True, "data": self.data}
+
+
+_SUBJECT_PREFIX = {
+    "schedule": "schedules",
+    "slot": "slots",
+    "appointment": "appointments",
+    "waitlist": "waitlist",
+}
+
+
+class Session:
+    """One command's view of state plus its pending changes and events."""
+
+    def __init__(self, state: State, ctx: Context) -> None:
+        self._state = state
+        self.ctx = ctx
+        self._entities: dict[tuple[str, str], Entity] = {}
+        self._indexes: dict[str, ResourceIndex] = {}
+        self._events: list[Event] = []
+
+    def find(self, cls: type[E], entity_id: str) -> E | None:
+        """The tenant's entity, or None: another tenant's data does not exist for the caller."""
+        key = (cls.kind, entity_id)
+        found = self._entities.get(key) or self._state.entity(cls.kind, entity_id)
+        if found is None or found.tenant_id != self.ctx.tenant or not isinstance(found, cls):
+            return None
+        return found
+
+    def get(self, cls: type[E], entity_id: str, missing: ErrorCode) -> E:
+        found = self.find(cls, entity_id)
+        if found is None:
+            raise DomainError(missing, f"{cls.kind} {entity_id} not found")
+        return found
+
+    def exists(self, kind: str, entity_id: str) -> bool:
+        return (kind, entity_id) in self._entities or self._state.entity(kind, entity_id) is not None
+
+    def save(self, entity: E) -> E:
+        """Record the entity after the change with its version advanced by one (1 when new)."""
+        key = (entity.kind, entity.id)
+        before = self._entities.get(key) or self._state.entity(entity.kind, entity.id)
+        if key in self._entities:
+            version = self._entities[key].version
+        else:
+            version = before.version + 1 if before is not None else 1
+        saved = entity.model_copy(update={"version": version})
+        self._entities[key] = saved
+        return saved
+
+    def index(self, token: str) -> ResourceIndex:
+        return self._indexes.get(token) or self._state.resource(token) or ResourceIndex(token=token)
+
+    def save_index(self, index: ResourceIndex) -> None:
+        self._indexes[index.token] = index
+
+    def emit(self, event_type: str, entity: Entity, extra: dict[str, Any] | None = None) -> None:
+        data = entity.dump()
+        if extra:
+            data.update(extra)
+        self._events.append(
+            Event(
+                id=event_id(self.ctx.tenant, self.ctx.command_id, len(self._events)),
+                type=event_type,
+                subject=f"{_SUBJECT_PREFIX[entity.kind]}/{entity.id}",
+                data=data,
+            )
+        )
+
+    def decision(self, data: dict[str, Any]) -> Decision:
+        return Decision(
+            data=data,
+            changes=list(self._entities.values()),
+            indexes=list(self._indexes.values()),
+            events=list(self._events),
+        )

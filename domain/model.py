@@ -1,0 +1,237 @@
+"""Entities and value objects, FHIR-flavoured, serialized in camelCase.
+
+Times are timezone-aware and normalized to UTC on the way in, so comparisons
+and overlap checks never mix offsets.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, time
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from domain.status import ACTIVE, AppointmentStatus
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+Id = Annotated[str, Field(pattern=ID_PATTERN.pattern)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class ActorType(StrEnum):
+    PRACTITIONER = "Practitioner"
+    LOCATION = "Location"
+    DEVICE = "Device"
+    HEALTHCARE_SERVICE = "HealthcareService"
+    PATIENT = "Patient"
+
+
+#: The kinds of actor a schedule (a bookable resource) may belong to.
+RESOURCE_ACTOR_TYPES = frozenset(
+    {
+        ActorType.PRACTITIONER,
+        ActorType.LOCATION,
+        ActorType.DEVICE,
+        ActorType.HEALTHCARE_SERVICE,
+    }
+)
+
+
+class Actor(Model):
+    reference: Annotated[str, Field(min_length=1, max_length=200)]
+    type: ActorType
+
+
+class Period(Model):
+    start: UtcDatetime
+    end: UtcDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+    def overlaps(self, other: Period) -> bool:
+        return self.start < other.end and other.start < self.end
+
+    def contains(self, other: Period) -> bool:
+        return self.start <= other.start and other.end <= self.end
+
+
+class Weekday(StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+class AvailabilityWindow(Model):
+    days_of_week: Annotated[list[Weekday], Field(min_length=1)]
+    start_time: time
+    end_time: time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AvailabilityWindow:
+        if self.end_time <= self.start_time:
+            raise ValueError("endTime must be after startTime")
+        return self
+
+
+class AvailabilityPattern(Model):
+    windows: Annotated[list[AvailabilityWindow], Field(min_length=1, max_length=50)]
+    slot_minutes: Annotated[int, Field(ge=5, le=24 * 60)]
+    timezone: Annotated[str, Field(min_length=1, max_length=64)]
+    valid_from: UtcDatetime | None = None
+    valid_to: UtcDatetime | None = None
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> AvailabilityPattern:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {self.timezone!r}") from exc
+        if self.valid_from and self.valid_to and self.valid_to <= self.valid_from:
+            raise ValueError("validTo must be after validFrom")
+        return self
+
+
+class ScheduleException(Model):
+    start: UtcDatetime
+    end: UtcDatetime
+    reason: str | None = None
+
+
+class Entity(Model):
+    """Anything with an id, a tenant and an optimistic-lock version."""
+
+    kind: ClassVar[str]
+    id: Id
+    tenant_id: str
+    version: int = 1
+
+
+class Schedule(Entity):
+    kind: ClassVar[str] = "schedule"
+    actor: Actor
+    location_id: str
+    service_type: str
+    planning_horizon: Period
+    active: bool = True
+    availability_pattern: AvailabilityPattern | None = None
+    exceptions: list[ScheduleException] = []
+
+
+class SlotStatus(StrEnum):
+    FREE = "free"
+    BUSY = "busy"
+    BUSY_UNAVAILABLE = "busy-unavailable"
+    BUSY_TENTATIVE = "busy-tentative"
+    ENTERED_IN_ERROR = "entered-in-error"
+
+
+class Slot(Entity):
+    kind: ClassVar[str] = "slot"
+    schedule_id: str
+    start: UtcDatetime
+    end: UtcDatetime
+    status: SlotStatus = SlotStatus.FREE
+    overbooked: bool = False
+    #: Denormalized from the schedule so the read model can search by provider and location.
+    provider_id: str | None = None
+    location_id: str | None = None
+    service_type: str | None = None
+
+    @property
+    def period(self) -> Period:
+        return Period(start=self.start, end=self.end)
+
+
+class ParticipantStatus(StrEnum):
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    TENTATIVE = "tentative"
+    NEEDS_ACTION = "needs-action"
+
+
+class Participant(Model):
+    actor: Actor
+    required: bool = True
+    status: ParticipantStatus = ParticipantStatus.ACCEPTED
+
+
+class Appointment(Entity):
+    kind: ClassVar[str] = "appointment"
+    status: AppointmentStatus
+    slot_id: str
+    start: UtcDatetime
+    end: UtcDatetime
+    service_type: str | None = None
+    participants: list[Participant] = []
+    patient_id: str
+    description: str | None = None
+    cancellation_reason: str | None = None
+    provider_id: str | None = None
+    location_id: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def period(self) -> Period:
+        return Period(start=self.start, end=self.end)
+
+
+class WaitlistStatus(StrEnum):
+    WAITING = "waiting"
+    OFFERED = "offered"
+    FULFILLED = "fulfilled"
+    CANCELLED = "cancelled"
+
+
+class WaitlistEntry(Entity):
+    kind: ClassVar[str] = "waitlist"
+    patient_id: str
+    provider_id: str | None = None
+    location_id: str | None = None
+    service_type: str
+    requested_period: Period
+    priority: int = 0
+    status: WaitlistStatus = WaitlistStatus.WAITING
+    created_at: UtcDatetime
+    appointment_id: str | None = None
+    offered_slot_id: str | None = None
+
+
+ENTITY_TYPES: dict[str, type[Entity]] = {cls.kind: cls for cls in (Schedule, Slot, Appointment, WaitlistEntry)}
+
+EntityKind = Literal["schedule", "slot", "appointment", "waitlist"]

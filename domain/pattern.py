@@ -1,0 +1,85 @@
+"""Expansion of a weekly availability pattern into concrete slot periods.
+
+Days come from dateutil's rrule over local calendar dates; each window is laid
+out in the pattern's IANA zone and converted to UTC afterwards, so a 09:00
+window stays 09:00 local on both sides of a DST change. Local times that do
+not exist (the spring-forward gap) are skipped; ambiguous ones (fall-back)
+take their first occurrence, and a slot whose real length would not be
+`slotMinutes` because a DST change falls inside it is skipped too. Slots lie
+wholly inside the requested range, and where windows overlap the earlier slot
+wins, so one expansion never yields overlapping slots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from dateutil.rrule import DAILY, FR, MO, SA, SU, TH, TU, WE, rrule
+
+from domain.model import AvailabilityPattern, Period, Weekday
+
+_RRULE_DAYS = {
+    Weekday.MON: MO,
+    Weekday.TUE: TU,
+    Weekday.WED: WE,
+    Weekday.THU: TH,
+    Weekday.FRI: FR,
+    Weekday.SAT: SA,
+    Weekday.SUN: SU,
+}
+
+#: Upper bound on slots one expansion may produce; larger requests are refused, not truncated.
+MAX_SLOTS = 20_000
+
+
+class PatternTooLarge(ValueError):
+    pass
+
+
+def _exists(local: datetime, zone: ZoneInfo) -> bool:
+    return local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == local.replace(tzinfo=None)
+
+
+def expand(pattern: AvailabilityPattern, within: Period) -> list[Period]:
+    """Slot periods of `pattern` lying inside `within` (and its validity), by start, never overlapping."""
+    zone = ZoneInfo(pattern.timezone)
+    start = max(within.start, pattern.valid_from or within.start)
+    end = min(within.end, pattern.valid_to or within.end)
+    if end <= start:
+        return []
+    periods: list[Period] = []
+    for period in _iterate(pattern, zone, start.astimezone(zone).date(), end.astimezone(zone).date()):
+        if start <= period.start and period.end <= end:
+            periods.append(period)
+            if len(periods) > MAX_SLOTS:
+                raise PatternTooLarge(f"the pattern expands to more than {MAX_SLOTS} slots")
+    periods.sort(key=lambda p: p.start)
+    # All periods have the same length, so overlapping windows only need the last kept period checked.
+    kept: list[Period] = []
+    for period in periods:
+        if not kept or kept[-1].end <= period.start:
+            kept.append(period)
+    return kept
+
+
+def _iterate(pattern: AvailabilityPattern, zone: ZoneInfo, first: date, last: date) -> Iterator[Period]:
+    step = timedelta(minutes=pattern.slot_minutes)
+    for window in pattern.windows:
+        days = rrule(
+            DAILY,
+            dtstart=datetime.combine(first, datetime.min.time()),
+            until=datetime.combine(last, datetime.min.time()),
+            byweekday=[_RRULE_DAYS[d] for d in window.days_of_week],
+        )
+        for day in days:
+            local = datetime.combine(day.date(), window.start_time, tzinfo=zone)
+            window_end = datetime.combine(day.date(), window.end_time, tzinfo=zone)
+            while local + step <= window_end:
+                slot_end = local + step
+                if _exists(local, zone) and _exists(slot_end, zone):
+                    utc_start, utc_end = local.astimezone(UTC), slot_end.astimezone(UTC)
+                    if utc_end - utc_start == step:
+                        yield Period(start=utc_start, end=utc_end)
+                local = slot_end

@@ -1,0 +1,38 @@
+"""The FHIR appointment status graph (CONTRACT section 1)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AppointmentStatus(StrEnum):
+    PROPOSED = "proposed"
+    PENDING = "pending"
+    BOOKED = "booked"
+    ARRIVED = "arrived"
+    FULFILLED = "fulfilled"
+    CANCELLED = "cancelled"
+    NOSHOW = "noshow"
+    ENTERED_IN_ERROR = "entered-in-error"
+    CHECKED_IN = "checked-in"
+    WAITLIST = "waitlist"
+
+
+S = AppointmentStatus
+
+TRANSITIONS: dict[AppointmentStatus, frozenset[AppointmentStatus]] = {
+    S.PROPOSED: frozenset({S.PENDING, S.BOOKED, S.CANCELLED, S.ENTERED_IN_ERROR}),
+    S.PENDING: frozenset({S.BOOKED, S.CANCELLED, S.ENTERED_IN_ERROR}),
+    S.BOOKED: frozenset({S.CHECKED_IN, S.ARRIVED, S.NOSHOW, S.CANCELLED, S.ENTERED_IN_ERROR}),
+    S.CHECKED_IN: frozenset({S.ARRIVED, S.FULFILLED, S.CANCELLED, S.ENTERED_IN_ERROR}),
+    S.ARRIVED: frozenset({S.FULFILLED, S.ENTERED_IN_ERROR}),
+}
+
+FINAL = frozenset({S.FULFILLED, S.CANCELLED, S.NOSHOW, S.ENTERED_IN_ERROR})
+
+#: Statuses that hold the resource's time: they count for slot occupancy and double-booking.
+ACTIVE = frozenset({S.PROPOSED, S.PENDING, S.BOOKED, S.CHECKED_IN, S.ARRIVED})
+
+
+def can_transition(current: AppointmentStatus, new: AppointmentStatus) -> bool:
+    return new in TRANSITIONS.get(current, frozenset())

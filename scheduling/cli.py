@@ -1,0 +1,154 @@
+"""`scheduling dev | worker | bridge | projector` (CONTRACT section 8)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+DEV_SECRET = "dev-secret"
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="scheduling", description="Clinic appointment scheduling service")
+    sub = parser.add_subparsers(dest="role", required=True)
+    dev = sub.add_parser("dev", help="embedded stack + every role, in the foreground")
+    dev.add_argument("--data-dir", default=".scheduling", type=Path)
+    for role in ("worker", "bridge", "projector"):
+        sub.add_parser(role, help=f"run the {role} against external services")
+    args = parser.parse_args(argv)
+    _logging()
+    if args.role == "dev":
+        sys.exit(run_dev(args.data_dir))
+    if args.role == "worker":
+        from scheduling.worker import run
+
+        run()
+        return
+    from scheduling import roles
+    from scheduling.config import Settings
+
+    runner = roles.run_bridge if args.role == "bridge" else roles.run_projector
+    asyncio.run(runner(Settings()))
+
+
+def _probe(nats_url: str, secret: str) -> bool:
+    """A command that travels the whole path (bridge, actor, outbox, projector, reply) and changes nothing."""
+    import warnings
+
+    import jwt
+    import nats
+
+    warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
+
+    async def probe() -> bool:
+        nc = await nats.connect(nats_url)
+        try:
+            token = jwt.encode(
+                {"tenant": "scheduling-probe", "sub": "scheduling-dev", "scope": "scheduling:write"}, secret
+            )
+            body = json.dumps({"appointmentId": "probe", "commandId": f"probe-{uuid.uuid4().hex}"}).encode()
+            msg = await nc.request(
+                "scheduling.cmd.appointment.check-in", body, timeout=2, headers={"Authorization": f"Bearer {token}"}
+            )
+            return bool(json.loads(msg.data).get("error", {}).get("code") == "APPOINTMENT_NOT_FOUND")
+        except Exception:
+            return False
+        finally:
+            await nc.close()
+
+    return asyncio.run(probe())
+
+
+def _http_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def run_dev(data_dir: Path) -> int:
+    from scheduling import stack
+
+    log = logging.getLogger("scheduling.dev")
+    kafka_url = os.environ.get("KAFKA_BROKER_URL")
+    if not kafka_url:
+        # the embedded broker keeps everything in memory: start the read model and streams empty to match
+        for leftover in ("pgdata", "nats"):
+            shutil.rmtree(data_dir / leftover, ignore_errors=True)
+    secret = os.environ.get("SCHEDULING_JWT_SECRET")
+    if not secret and not os.environ.get("SCHEDULING_JWT_PUBLIC_KEY"):
+        secret = DEV_SECRET
+        log.warning("SCHEDULING_JWT_SECRET is not set: using the development secret %r (HS256)", DEV_SECRET)
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    services = stack.start(
+        data_dir, kafka=kafka_url, nats=os.environ.get("NATS_URL"), postgres=os.environ.get("DATABASE_URL")
+    )
+    try:
+        port = int(os.environ.get("SCHEDULING_HTTP_PORT") or stack.free_port())
+        env = {
+            "KAFKA_BROKER_URL": services.kafka,
+            "NATS_URL": services.nats,
+            "DATABASE_URL": services.postgres,
+            "SCHEDULING_HTTP_PORT": str(port),
+        }
+        if secret:
+            env["SCHEDULING_JWT_SECRET"] = secret
+        if not kafka_url:
+            env["SCHEDULING_BROKER"] = "tansu"
+        from scheduling import kafka
+        from scheduling.config import Settings
+
+        os.environ.update(env)
+        asyncio.run(kafka.ensure_topics(Settings()))
+        roles = [services.spawn_role(role, env) for role in ("projector", "bridge", "worker")]
+        deadline = time.monotonic() + 120
+        while not stopping:
+            if any(r.process.poll() is not None for r in roles):
+                log.error("a role exited during start-up; see the logs in %s", data_dir)
+                return 1
+            if _http_ready(port) and _probe(services.nats, secret or ""):
+                break
+            if time.monotonic() > deadline:
+                log.error("not ready after 120 s; see the logs in %s", data_dir)
+                return 1
+            time.sleep(0.2)
+        if not stopping:
+            print(
+                f"ready http=http://127.0.0.1:{port} nats={services.nats} kafka={services.kafka} "
+                f"postgres={services.postgres}",
+                flush=True,
+            )
+        while not stopping:
+            if any(r.process.poll() is not None for r in roles):
+                log.error("a role exited; stopping everything")
+                return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        services.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Settings read from the environment (CONTRACT section 8), in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+COMMANDS_TOPIC = "scheduling-commands"
+#: The outbox: one decision record per command (state changes, events, reply).
+DECISIONS_TOPIC = "scheduling-decisions"
+EVENTS_STREAM = "SCHEDULING_EVENTS"
+DLQ_STREAM = "SCHEDULING_DLQ"
+COMMAND_SUBJECT_PREFIX = "scheduling.cmd."
+PORTAL_SUBJECT = "portal.appointment.requested"
+REGISTRATION_SUBJECTS = ("registration.patient.registered", "registration.patient.updated")
+REMINDER_SUBJECT = "notifications.reminder.requested"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_url: str = field(default_factory=lambda: _env("KAFKA_BROKER_URL", "localhost:9092") or "")
+    nats_url: str = field(default_factory=lambda: _env("NATS_URL", "nats://localhost:4222") or "")
+    database_url: str = field(default_factory=lambda: _env("DATABASE_URL", "postgresql://localhost/scheduling") or "")
+    http_port: int = field(default_factory=lambda: int(_env("SCHEDULING_HTTP_PORT", "8080") or 8080))
+    partitions: int = field(default_factory=lambda: int(_env("SCHEDULING_PARTITIONS", "4") or 4))
+    jwt_secret: str | None = field(default_factory=lambda: _env("SCHEDULING_JWT_SECRET"))
+    jwt_public_key: str | None = field(default_factory=lambda: _env("SCHEDULING_JWT_PUBLIC_KEY"))
+    #: "tansu" turns on the guards for the embedded broker's defects (docs/broker-guards.md).
+    broker_flavour: str = field(default_factory=lambda: _env("SCHEDULING_BROKER", "tansu") or "tansu")
+    standby_replicas: int = field(default_factory=lambda: int(_env("SCHEDULING_STANDBY_REPLICAS", "0") or 0))
+    app_id: str = field(default_factory=lambda: _env("SCHEDULING_APP_ID", "scheduling") or "scheduling")
+    reminder_leads_minutes: tuple[int, ...] = field(
+        default_factory=lambda: tuple(
+            int(x) for x in (_env("SCHEDULING_REMINDER_LEADS", "1440,120") or "").split(",") if x.strip()
+        )
+    )
+    command_timeout: float = field(default_factory=lambda: float(_env("SCHEDULING_COMMAND_TIMEOUT", "10") or 10))
+    #: JetStream duplicate window for events, in seconds: re-publishes inside it are dropped by the server.
+    duplicate_window: float = field(default_factory=lambda: float(_env("SCHEDULING_DUPLICATE_WINDOW", "3600") or 3600))
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.kafka_url.removeprefix("kafka://")
+
+    @property
+    def tansu(self) -> bool:
+        return self.broker_flavour == "tansu"

@@ -1,0 +1,329 @@
+"""The HTTP view: thin routes over the query functions, and the HTTP form of every command.
+
+A command route sends the same NATS request a client would, so the three
+ways of issuing a command share one meaning; the reply arrives after the
+projector committed it, so a following query sees the effect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from domain.errors import DomainError, ErrorCode, validation_error
+from scheduling import metrics, queries
+from scheduling.auth import Verifier, require
+from scheduling.config import COMMAND_SUBJECT_PREFIX, Settings
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+READ = "scheduling:read"
+ADMIN = "scheduling:admin"
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+NC = web.AppKey("nats", NATS)
+VERIFIER = web.AppKey("verifier", Verifier)
+SETTINGS = web.AppKey("settings", Settings)
+READY = web.AppKey("ready", Callable[[], Awaitable[dict[str, bool]]])
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(text=json.dumps(body), status=status, content_type="application/json", headers=headers or {})
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    try:
+        response = await handler(request)
+    except DomainError as error:
+        response = _json(error.as_reply(), error.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: ErrorCode.VALIDATION_FAILED, 405: ErrorCode.VALIDATION_FAILED}.get(
+            exc.status, ErrorCode.VALIDATION_FAILED
+        )
+        response = _json(
+            {"ok": False, "error": {"code": code.value, "status": exc.status, "message": exc.reason}}, exc.status
+        )
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        error = DomainError(ErrorCode.INTERNAL, "internal error")
+        response = _json(error.as_reply(), 500)
+    metrics.HTTP_REQUESTS.labels(route, str(response.status)).inc()
+    return response
+
+
+def _claims(request: web.Request, scope: str | None = READ) -> dict[str, Any]:
+    claims = request.app[VERIFIER].claims(request.headers.get("Authorization"))
+    if scope is not None:
+        require(claims, scope)
+    return claims
+
+
+def _time(request: web.Request, name: str, *, required: bool = True) -> datetime | None:
+    raw = request.query.get(name)
+    if raw is None:
+        if required:
+            raise validation_error([{"field": name, "message": "required (RFC 3339 with offset)"}])
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace(" ", "+"))
+    except ValueError:
+        raise validation_error([{"field": name, "message": "not an RFC 3339 time"}]) from None
+    if value.tzinfo is None:
+        raise validation_error([{"field": name, "message": "an offset is required"}])
+    return value
+
+
+def _range(request: web.Request) -> tuple[datetime, datetime]:
+    start, end = _time(request, "from"), _time(request, "to")
+    assert start is not None and end is not None
+    if end <= start:
+        raise validation_error([{"field": "to", "message": "must be after from"}])
+    return start, end
+
+
+def _page(request: web.Request, *, timestamp_first: bool) -> queries.Page:
+    raw = request.query.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= queries.MAX_LIMIT:
+        raise validation_error([{"field": "limit", "message": f"an integer from 1 to {queries.MAX_LIMIT}"}])
+    cursor = queries.decode_cursor(request.query.get("cursor"), timestamp_first=timestamp_first)
+    return queries.Page(limit=int(raw), after=cursor)
+
+
+def _status_filter(request: web.Request, allowed: set[str]) -> str | None:
+    status = request.query.get("status")
+    if status is not None and status not in allowed:
+        raise validation_error([{"field": "status", "message": f"one of {sorted(allowed)}"}])
+    return status
+
+
+SLOT_STATUSES = {"free", "busy", "busy-unavailable", "busy-tentative", "entered-in-error"}
+APPOINTMENT_STATUSES = {
+    "proposed", "pending", "booked", "arrived", "fulfilled", "cancelled", "noshow", "entered-in-error",
+    "checked-in", "waitlist",
+}  # fmt: skip
+WAITLIST_STATUSES = {"waiting", "offered", "fulfilled", "cancelled"}
+
+
+# --- queries -------------------------------------------------------------------------------------
+
+
+async def search_slots(request: web.Request) -> web.Response:
+    claims = _claims(request)
+    start, end = _range(request)
+    page = _page(request, timestamp_first=True)
+    q = request.query
+    return _json(
+        await queries.search_available_slots(
+            request.app[POOL], claims["tenant"], q.get("providerId"), q.get("locationId"), start, end, page
+        )
+    )
+
+
+async def schedule_slots(request: web.Request) -> web.Response:
+    claims = _claims(request)
+    status = _status_filter(request, SLOT_STATUSES)
+    page = _page(request, timestamp_first=True)
+    return _json(
+        await queries.slots_by_schedule(request.app[POOL], claims["tenant"], request.match_info["id"], status, page)
+    )
+
+
+async def get_appointment(request: web.Request) -> web.Response:
+    claims = _claims(request)
+    data = await queries.get_appointment(request.app[POOL], claims["tenant"], request.match_info["id"])
+    if claims.get("patient_id") is not None and data["patientId"] != claims["patient_id"]:
+        raise DomainError(ErrorCode.APPOINTMENT_NOT_FOUND, f"appointment {request.match_info['id']} not found")
+    return _json({"ok": True, "data": data}, headers={"ETag": f'"{data["version"]}"'})
+
+
+async def patient_appointments(request: web.Request) -> web.Response:
+    claims = _claims(request)
+    patient_id = request.match_info["patientId"]
+    if claims.get("patient_id") is not None and claims["patient_id"] != patient_id:
+        raise DomainError(ErrorCode.FORBIDDEN, "a patient token reads only its own patient's appointments")
+    status = _status_filter(request, APPOINTMENT_STATUSES)
+    page = _page(request, timestamp_first=True)
+    return _json(await queries.patient_appointments(request.app[POOL], claims["tenant"], patient_id, status, page))
+
+
+async def calendar(request: web.Request) -> web.Response:
+    claims = _claims(request)
+    if claims.get("patient_id") is not None:
+        raise DomainError(ErrorCode.FORBIDDEN, "the staff calendar is not for patient tokens")
+    start, end = _range(request)
+    page = _page(request, timestamp_first=True)
+    q = request.query
+    return _json(
+        await queries.calendar(
+            request.app[POOL], claims["tenant"], q.get("facilityId"), q.get("providerId"), start, end, page
+        )
+    )
+
+
+async def get_schedule(request: web.Request) -> web.Response:
+    claims = _claims(request)
+    data = await queries.get_schedule(request.app[POOL], claims["tenant"], request.match_info["id"])
+    return _json({"ok": True, "data": data}, headers={"ETag": f'"{data["version"]}"'})
+
+
+async def list_schedules(request: web.Request) -> web.Response:
+    claims = _claims(request)
+    page = _page(request, timestamp_first=False)
+    return _json(await queries.list_schedules(request.app[POOL], claims["tenant"], request.query.get("actorId"), page))
+
+
+async def get_waitlist(request: web.Request) -> web.Response:
+    claims = _claims(request)
+    status = _status_filter(request, WAITLIST_STATUSES)
+    page = _page(request, timestamp_first=False)
+    own = claims.get("patient_id")
+    return _json(await queries.waitlist(request.app[POOL], claims["tenant"], status, own, page))
+
+
+async def preview(request: web.Request) -> web.Response:
+    _claims(request)
+    return _json({"ok": True, **queries.preview_pattern(await _body(request))})
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise validation_error([{"field": "body", "message": "malformed JSON"}], "malformed JSON") from None
+
+
+def command_route(name: str, *, path_field: str | None = None, created: bool = False) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        _claims(request, scope=None)
+        body = await _body(request)
+        if not isinstance(body, dict):
+            raise validation_error([{"field": "body", "message": "a JSON object is required"}])
+        if path_field is not None:
+            body[path_field] = request.match_info["id"]
+        if_match = request.headers.get("If-Match")
+        if if_match is not None:
+            try:
+                body["expectedVersion"] = int(if_match.strip().removeprefix("W/").strip('"'))
+            except ValueError:
+                raise validation_error([{"field": "If-Match", "message": "must be an entity version"}]) from None
+        return await _send(request, name, body, created)
+
+    return handle
+
+
+async def self_book(request: web.Request) -> web.Response:
+    claims = _claims(request, scope=None)
+    patient_id = claims.get("patient_id")
+    if not patient_id:
+        raise DomainError(ErrorCode.PATIENT_ID_CLAIM_REQUIRED, "self-booking needs a patient token (patient_id claim)")
+    body = await _body(request)
+    if not isinstance(body, dict):
+        raise validation_error([{"field": "body", "message": "a JSON object is required"}])
+    body["patientId"] = patient_id
+    body.pop("allowDoubleBooking", None)
+    return await _send(request, "appointment.book", body, True)
+
+
+async def dispatch_reminders(request: web.Request) -> web.Response:
+    _claims(request, scope=ADMIN)
+    return await _send(request, "reminder.dispatch", await _body(request), False)
+
+
+async def _send(request: web.Request, name: str, body: dict[str, Any], created: bool) -> web.Response:
+    headers = {"Authorization": request.headers.get("Authorization", "")}
+    key = request.headers.get("Idempotency-Key")
+    if key:
+        headers["Nats-Msg-Id"] = key
+    settings = request.app[SETTINGS]
+    try:
+        msg = await request.app[NC].request(
+            COMMAND_SUBJECT_PREFIX + name, json.dumps(body).encode(), timeout=settings.command_timeout, headers=headers
+        )
+    except (NatsTimeout, NoRespondersError):
+        raise DomainError(ErrorCode.UNAVAILABLE, "the command was not answered in time") from None
+    reply = json.loads(msg.data)
+    if reply.get("ok"):
+        data = reply.get("data") or {}
+        extra = {"ETag": f'"{data["version"]}"'} if isinstance(data, dict) and "version" in data else {}
+        return _json(reply, 201 if created else 200, extra)
+    return _json(reply, int(reply["error"]["status"]))
+
+
+# --- operations ----------------------------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json({"ok": True})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks = await request.app[READY]()
+    return _json({"ok": all(checks.values()), "checks": checks}, 200 if all(checks.values()) else 503)
+
+
+async def metrics_route(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    from scheduling.openapi import document
+
+    return _json(document())
+
+
+def build(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    nc: NATS,
+    ready: Callable[[], Awaitable[dict[str, bool]]],
+) -> web.Application:
+    app = web.Application(middlewares=[errors], client_max_size=1024 * 1024)
+    app[POOL], app[NC], app[SETTINGS], app[READY] = pool, nc, settings, ready
+    app[VERIFIER] = Verifier(settings)
+    r = app.router
+    r.add_get("/slots", search_slots)
+    r.add_get("/schedules/{id}/slots", schedule_slots)
+    r.add_post("/schedules/{id}/slots", command_route("slot.create", path_field="scheduleId", created=True))
+    r.add_get("/appointments/{id}", get_appointment)
+    r.add_get("/patients/{patientId}/appointments", patient_appointments)
+    r.add_get("/calendar", calendar)
+    r.add_get("/schedules/{id}", get_schedule)
+    r.add_get("/schedules", list_schedules)
+    r.add_post("/schedules", command_route("schedule.create", created=True))
+    r.add_post("/schedules/{id}/exceptions", command_route("schedule.add-exception", path_field="scheduleId"))
+    r.add_get("/waitlist", get_waitlist)
+    r.add_post("/waitlist", command_route("waitlist.add", created=True))
+    r.add_post("/waitlist/{id}/fulfill", command_route("waitlist.fulfill", path_field="entryId"))
+    r.add_post("/availability/preview", preview)
+    r.add_post("/appointments", command_route("appointment.book", created=True))
+    r.add_post("/appointments/self-book", self_book)
+    r.add_post("/appointments/{id}/reschedule", command_route("appointment.reschedule", path_field="appointmentId"))
+    r.add_post("/appointments/{id}/status", command_route("appointment.status", path_field="appointmentId"))
+    r.add_post("/appointments/{id}/cancel", command_route("appointment.cancel", path_field="appointmentId"))
+    r.add_post("/appointments/{id}/check-in", command_route("appointment.check-in", path_field="appointmentId"))
+    r.add_post("/reminders/dispatch", dispatch_reminders)
+    r.add_get("/openapi.json", openapi)
+    r.add_get("/healthz", healthz)
+    r.add_get("/readyz", readyz)
+    r.add_get("/metrics", metrics_route)
+    return app

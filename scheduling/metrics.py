@@ -1,0 +1,17 @@
+"""Prometheus metrics shared by the roles (served at /metrics by the HTTP view)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+COMMANDS = Counter("scheduling_commands_total", "Commands decided, by type and outcome", ["type", "outcome"])
+DECISION_SECONDS = Histogram(
+    "scheduling_decision_seconds",
+    "Time the actor spends deciding one command",
+    ["type"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
+DEAD_LETTERS = Counter("scheduling_dead_letters_total", "Records sent to the dead-letter stream", ["type"])
+PROJECTOR_LAG = Gauge("scheduling_projector_lag_records", "Decision records not yet projected", ["partition"])
+RELAY_LAG = Gauge("scheduling_relay_lag_records", "Decision records not yet relayed to JetStream", ["partition"])
+HTTP_REQUESTS = Counter("scheduling_http_requests_total", "HTTP requests by route and status", ["route", "status"])

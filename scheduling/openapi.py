@@ -1,0 +1,203 @@
+"""OpenAPI 3.1 document of the HTTP view, with schemas generated from the pydantic models."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+
+from domain import commands as c
+from domain.model import Appointment, AvailabilityPattern, Period, Schedule, Slot, WaitlistEntry
+
+_MODELS: list[type[BaseModel]] = [
+    Appointment, Schedule, Slot, WaitlistEntry, AvailabilityPattern, Period,
+    c.BookAppointment, c.RescheduleAppointment, c.UpdateAppointmentStatus, c.CancelAppointment, c.CheckInPatient,
+    c.CreateSchedule, c.AddScheduleException, c.CreateSlot, c.AddToWaitlist, c.FulfillWaitlistEntry,
+    c.DispatchReminder,
+]  # fmt: skip
+
+_ERROR = {
+    "type": "object",
+    "required": ["ok", "error"],
+    "properties": {
+        "ok": {"const": False},
+        "error": {
+            "type": "object",
+            "required": ["code", "status", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "status": {"type": "integer"},
+                "message": {"type": "string"},
+                "details": {},
+            },
+        },
+    },
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _ok(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["ok", "data"], "properties": {"ok": {"const": True}, "data": schema}}
+
+
+def _list(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["data", "nextCursor"],
+        "properties": {"data": {"type": "array", "items": schema}, "nextCursor": {"type": ["string", "null"]}},
+    }
+
+
+def _responses(ok_status: str, schema: dict[str, Any], errors: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {ok_status: {"description": "success", "content": {"application/json": {"schema": schema}}}}
+    for status in errors:
+        out[status] = {"description": "error", "content": {"application/json": {"schema": _ref("Error")}}}
+    return out
+
+
+def _param(name: str, where: str = "query", required: bool = False, fmt: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if fmt:
+        schema["format"] = fmt
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema}
+
+
+PAGING = [
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+    _param("cursor"),
+]
+QUERY_ERRORS = ("400", "401", "403", "404")
+COMMAND_ERRORS = ("400", "401", "403", "404", "409", "503")
+
+
+def _command(model: str, ok_status: str, entity: str, path_id: bool = False) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(model)}}},
+        "parameters": [
+            _param("Idempotency-Key", "header"),
+            _param("If-Match", "header"),
+        ],
+        "responses": _responses(ok_status, _ok(_ref(entity)), COMMAND_ERRORS),
+    }
+    if path_id:
+        op["parameters"].append(_param("id", "path"))
+    return {"post": op}
+
+
+@cache
+def document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {"Error": _ERROR}
+    for model in _MODELS:
+        schema = model.model_json_schema(
+            by_alias=True, ref_template="#/components/schemas/{model}", mode="serialization"
+        )
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    window = [_param("from", required=True, fmt="date-time"), _param("to", required=True, fmt="date-time")]
+    paths: dict[str, Any] = {
+        "/slots": {
+            "get": {
+                "parameters": [_param("providerId"), _param("locationId"), *window, *PAGING],
+                "responses": _responses("200", _list(_ref("Slot")), QUERY_ERRORS),
+            }
+        },
+        "/schedules/{id}/slots": {
+            "get": {
+                "parameters": [_param("id", "path"), _param("status"), *PAGING],
+                "responses": _responses("200", _list(_ref("Slot")), QUERY_ERRORS),
+            },
+            **_command("CreateSlot", "201", "Slot", True),
+        },
+        "/appointments/{id}": {
+            "get": {
+                "parameters": [_param("id", "path")],
+                "responses": _responses("200", _ok(_ref("Appointment")), QUERY_ERRORS),
+            }
+        },
+        "/patients/{patientId}/appointments": {
+            "get": {
+                "parameters": [_param("patientId", "path"), _param("status"), *PAGING],
+                "responses": _responses("200", _list(_ref("Appointment")), QUERY_ERRORS),
+            }
+        },
+        "/calendar": {
+            "get": {
+                "parameters": [_param("facilityId"), _param("providerId"), *window, *PAGING],
+                "responses": _responses("200", _list(_ref("Appointment")), QUERY_ERRORS),
+            }
+        },
+        "/schedules/{id}": {
+            "get": {
+                "parameters": [_param("id", "path")],
+                "responses": _responses("200", _ok(_ref("Schedule")), QUERY_ERRORS),
+            }
+        },
+        "/schedules": {
+            "get": {
+                "parameters": [_param("actorId"), *PAGING],
+                "responses": _responses("200", _list(_ref("Schedule")), QUERY_ERRORS),
+            },
+            **_command("CreateSchedule", "201", "Schedule"),
+        },
+        "/schedules/{id}/exceptions": _command("AddScheduleException", "200", "Schedule", True),
+        "/waitlist": {
+            "get": {
+                "parameters": [_param("status"), *PAGING],
+                "responses": _responses("200", _list(_ref("WaitlistEntry")), QUERY_ERRORS),
+            },
+            **_command("AddToWaitlist", "201", "WaitlistEntry"),
+        },
+        "/waitlist/{id}/fulfill": _command("FulfillWaitlistEntry", "200", "WaitlistEntry", True),
+        "/availability/preview": {
+            "post": {
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["availabilityPattern", "range"],
+                                "properties": {
+                                    "availabilityPattern": _ref("AvailabilityPattern"),
+                                    "range": _ref("Period"),
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": _responses("200", {"type": "object"}, ("400", "401", "403")),
+            }
+        },
+        "/appointments": _command("BookAppointment", "201", "Appointment"),
+        "/appointments/self-book": _command("BookAppointment", "201", "Appointment"),
+        "/appointments/{id}/reschedule": _command("RescheduleAppointment", "200", "Appointment", True),
+        "/appointments/{id}/status": _command("UpdateAppointmentStatus", "200", "Appointment", True),
+        "/appointments/{id}/cancel": _command("CancelAppointment", "200", "Appointment", True),
+        "/appointments/{id}/check-in": _command("CheckInPatient", "200", "Appointment", True),
+        "/reminders/dispatch": {
+            "post": {
+                "requestBody": {"content": {"application/json": {"schema": _ref("DispatchReminder")}}},
+                "responses": _responses("200", {"type": "object"}, ("401", "403", "503")),
+            }
+        },
+        "/healthz": {"get": {"security": [], "responses": {"200": {"description": "alive"}}}},
+        "/readyz": {
+            "get": {"security": [], "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}
+        },
+        "/metrics": {"get": {"security": [], "responses": {"200": {"description": "Prometheus text"}}}},
+        "/openapi.json": {"get": {"security": [], "responses": {"200": {"description": "this document"}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Clinic scheduling", "version": "0.1.0"},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }

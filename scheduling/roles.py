@@ -1,0 +1,75 @@
+"""The long-running roles outside Faust: bridge (commands in + relay out) and projector."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import nats
+
+from bridge.commands import CommandBridge
+from bridge.nats_setup import ensure_streams
+from bridge.relay import Relay
+from scheduling import db, kafka, metrics
+from scheduling.auth import Verifier
+from scheduling.config import DECISIONS_TOPIC, Settings
+from scheduling.projector import Projector
+
+log = logging.getLogger(__name__)
+
+
+def _stopping() -> asyncio.Event:
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, event.set)
+    return event
+
+
+async def run_bridge(settings: Settings) -> None:
+    stopping = _stopping()
+    await kafka.ensure_topics(settings)
+    nc = await nats.connect(settings.nats_url, max_reconnect_attempts=-1)
+    js = nc.jetstream()
+    await ensure_streams(js, settings)
+    producer = kafka.producer(settings)
+    await producer.start()
+    bridge = CommandBridge(settings, nc, producer, Verifier(settings))
+    consumer = kafka.consumer(settings, "scheduling-relay", DECISIONS_TOPIC)
+    await consumer.start()
+    relay = Relay(js)
+    try:
+        await bridge.start()
+        log.info("bridge ready")
+        await kafka.run_consumer(
+            consumer, relay.handle_batch, stopping, lambda tp, lag: metrics.RELAY_LAG.labels(str(tp.partition)).set(lag)
+        )
+    finally:
+        await bridge.stop()
+        await consumer.stop()
+        await producer.stop()
+        await nc.drain()
+
+
+async def run_projector(settings: Settings) -> None:
+    stopping = _stopping()
+    await kafka.ensure_topics(settings)
+    await db.migrate(settings.database_url)
+    pool = await db.pool(settings.database_url)
+    nc = await nats.connect(settings.nats_url, max_reconnect_attempts=-1)
+    consumer = kafka.consumer(settings, "scheduling-projector", DECISIONS_TOPIC)
+    await consumer.start()
+    projector = Projector(pool, nc)
+    try:
+        log.info("projector ready")
+        await kafka.run_consumer(
+            consumer,
+            projector.handle_batch,
+            stopping,
+            lambda tp, lag: metrics.PROJECTOR_LAG.labels(str(tp.partition)).set(lag),
+        )
+    finally:
+        await consumer.stop()
+        await nc.drain()
+        await pool.close()

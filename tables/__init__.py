@@ -1,0 +1,26 @@
+"""Faust tables, declared in one place: per-entity state, per-resource indexes and the decision journal.
+
+All of one resource's keys are written while processing that resource's
+partition, so they land in the same changelog partition number and are
+restored together on whichever worker owns it.
+"""
+
+from __future__ import annotations
+
+from scheduling.faust_app import app, settings
+
+#: values are JSON objects (the entities' camelCase form), keys plain strings
+_common = {"partitions": settings.partitions, "key_type": str}
+
+schedules = app.Table("schedules", **_common)
+slots = app.Table("slots", **_common)
+appointments = app.Table("appointments", **_common)
+waitlist = app.Table("waitlist", **_common)
+#: token -> ResourceIndex (slot intervals, holders, active appointments, waiting entries)
+resources = app.Table("resources", **_common)
+#: "<tenant>:<commandId>" -> the decision record: how a repeat or a redelivery is answered
+journal = app.Table("journal", **_common)
+#: "<appointmentId>:<leadMinutes>" -> the time the reminder hand-off was acknowledged
+reminders = app.Table("reminders", **_common)
+
+ENTITY_TABLES = {"schedule": schedules, "slot": slots, "appointment": appointments, "waitlist": waitlist}

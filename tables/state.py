@@ -1,0 +1,36 @@
+"""The domain's `State` port over the Faust tables, and applying a decision to them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.model import ENTITY_TYPES, Entity
+from domain.resource import ResourceIndex
+from tables import ENTITY_TABLES, resources
+
+
+class TableState:
+    """Reads entities and indexes of the partition being processed."""
+
+    def entity(self, kind: str, entity_id: str) -> Entity | None:
+        data = ENTITY_TABLES[kind].get(entity_id)
+        return ENTITY_TYPES[kind].model_validate(data) if data is not None else None
+
+    def resource(self, token: str) -> ResourceIndex | None:
+        data = resources.get(token)
+        return ResourceIndex.model_validate(data) if data is not None else None
+
+
+def apply_changes(changes: list[dict[str, Any]], indexes: list[dict[str, Any]]) -> None:
+    """Write a decision's entities and indexes; an entity is never moved back to an older version.
+
+    Re-applying a recorded decision after a redelivery is therefore harmless.
+    """
+    for change in changes:
+        table = ENTITY_TABLES[change["kind"]]
+        data = change["data"]
+        current = table.get(data["id"])
+        if current is None or current["version"] < data["version"]:
+            table[data["id"]] = data
+    for index in indexes:
+        resources[index["token"]] = index
