@@ -134,6 +134,9 @@ def run_sequence(n: int, overlapping: bool, steps: list[tuple[Any, ...]]) -> Non
             for entity in decision.changes:
                 old = before.entity(entity.kind, entity.id)
                 assert entity.version == (old.version + 1 if old is not None else 1), entity
+            changed = {e.id: e.version for e in decision.changes}
+            for emitted in decision.events:  # every event carries its entity after the change
+                assert emitted.data["version"] == changed[emitted.subject.split("/", 1)[1]], emitted
             if command.NAME in {"appointment.book", "portal.appointment.requested"}:
                 assert decision.data is not None
                 appointments.append(decision.data["id"])
@@ -148,13 +151,13 @@ def run_sequence(n: int, overlapping: bool, steps: list[tuple[Any, ...]]) -> Non
         check_invariants(state)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(n=st.integers(min_value=3, max_value=6), steps=st.lists(step_strategy, min_size=5, max_size=30))
 def test_one_schedule_keeps_slot_occupancy_consistent(n: int, steps: list[tuple[Any, ...]]) -> None:
     run_sequence(n, overlapping=False, steps=steps)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(n=st.integers(min_value=3, max_value=6), steps=st.lists(step_strategy, min_size=5, max_size=30))
 def test_overlapping_schedules_of_one_actor_never_double_book(n: int, steps: list[tuple[Any, ...]]) -> None:
     run_sequence(n, overlapping=True, steps=steps)

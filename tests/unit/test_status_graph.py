@@ -135,7 +135,7 @@ def _slot_matches(status: str, slot: Slot) -> bool:
     return slot.status.value == "busy"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(
     proposed=st.booleans(),
     steps=st.lists(

@@ -1,0 +1,109 @@
+"""Fixtures that start real services: the embedded Kafka-protocol broker, NATS JetStream, PostgreSQL.
+
+`service` runs `scheduling dev` exactly as a user would, on free ports under a
+temporary folder, and tears it down (and checks nothing is left running).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+SECRET = "test-secret-that-is-long-enough-for-hs256"
+warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
+
+
+@dataclass
+class Service:
+    http: str
+    nats: str
+    kafka: str
+    postgres: str
+    data_dir: Path
+
+    def token(self, tenant: str = "t1", scope: str = "scheduling:read scheduling:write", **claims: Any) -> str:
+        return jwt.encode({"tenant": tenant, "sub": "tester", "scope": scope, **claims}, SECRET, algorithm="HS256")
+
+    def auth(
+        self, tenant: str = "t1", scope: str = "scheduling:read scheduling:write", **claims: Any
+    ) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(tenant, scope, **claims)}"}
+
+
+def _read_ready(process: subprocess.Popen[str], timeout: float) -> dict[str, str]:
+    """Wait for the `ready` line; a reader thread keeps the wait bounded even if the child prints nothing."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("scheduling dev printed no ready line in time")
+        try:
+            line = lines.get(timeout=min(remaining, 1.0))
+        except queue.Empty:
+            if process.poll() is not None:
+                raise RuntimeError(f"scheduling dev exited with {process.returncode}") from None
+            continue
+        if line.startswith("ready "):
+            return dict(part.split("=", 1) for part in line.split()[1:])
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    data_dir = tmp_path_factory.mktemp("scheduling")
+    env = {**os.environ, "SCHEDULING_JWT_SECRET": SECRET, "SCHEDULING_PARTITIONS": "4"}
+    for name in ("KAFKA_BROKER_URL", "NATS_URL", "DATABASE_URL", "SCHEDULING_HTTP_PORT"):
+        env.pop(name, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scheduling.cli", "dev", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=open(data_dir / "dev.log", "w"),  # noqa: SIM115
+        text=True,
+        env=env,
+    )
+    try:
+        ready = _read_ready(process, 120)
+        yield Service(ready["http"], ready["nats"], ready["kafka"], ready["postgres"], data_dir)
+    finally:
+        children = psutil.Process(process.pid).children(recursive=True) if process.poll() is None else []
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        _, alive = psutil.wait_procs(children, timeout=20)
+        assert not alive, f"processes left running after scheduling dev stopped: {alive}"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value).encode()
