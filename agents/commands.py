@@ -18,8 +18,9 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
+from agents import reminders
 from domain.commands import parse_command
-from domain.decisions import Context
+from domain.decisions import Context, Decision
 from domain.errors import DomainError, ErrorCode
 from domain.ids import resource_token
 from domain.usecases import decide
@@ -49,8 +50,13 @@ async def _publish(key: bytes, record: dict[str, Any]) -> None:
     await app.producer.send_and_wait(decisions_topic.get_topic_name(), key, encode(record), None, None, None)
 
 
-async def handle(key: bytes, env: dict[str, Any]) -> dict[str, Any]:
+async def handle(key: bytes, env: dict[str, Any], partition: int) -> dict[str, Any]:
     """Decide one command (or replay its recorded decision) and hand the record to the outbox."""
+    if env.get("type") == "reminder.dispatch":
+        summary = await reminders.dispatch(env, partition, lambda internal: handle(key, internal, partition))
+        record = decision_record(env, Decision(data=summary))
+        await _publish(key, record)
+        return record
     ctx = context_of(env)
     journal_key = f"{ctx.tenant}:{ctx.command_id}"
     prior = journal.get(journal_key)
@@ -100,7 +106,7 @@ async def resource_actor(stream: Any) -> Any:
             metrics.COMMANDS.labels("unknown", ErrorCode.VALIDATION_FAILED.value).inc()
             continue
         try:
-            record = await handle(key, env)
+            record = await handle(key, env, event.message.partition)
         except DomainError as error:
             record = refusal_record(env, error)
             await _publish(key or resource_token(env["claims"].get("tenant", ""), "*").encode(), record)

@@ -17,13 +17,14 @@ from aiokafka import AIOKafkaProducer
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from domain.commands import BridgePortalAppointment, parse_command
+from domain.commands import BridgePortalAppointment, DispatchReminder, parse_command
 from domain.errors import DomainError, ErrorCode, validation_error
 from domain.ids import resource_token
 from domain.usecases import command_token
-from scheduling.auth import Verifier
+from scheduling.auth import Verifier, require
 from scheduling.config import COMMAND_SUBJECT_PREFIX, COMMANDS_TOPIC, DECISIONS_TOPIC, PORTAL_SUBJECT, Settings
 from scheduling.records import encode, envelope, refusal_record
+from scheduling.routing import dispatch_envelopes
 
 log = logging.getLogger(__name__)
 QUEUE_GROUP = "scheduling-bridge"
@@ -85,6 +86,9 @@ class CommandBridge:
                     [{"field": "subject", "message": f"unknown command {name!r}"}], "unknown command"
                 )
             command = parse_command(name, body)
+            if isinstance(command, DispatchReminder):
+                await self._dispatch_reminders(msg, env, command)
+                return
             if isinstance(command, BridgePortalAppointment):
                 env["commandId"] = f"portal:{command.request_id}"
             elif not msg_id and command.command_id:
@@ -105,6 +109,26 @@ class CommandBridge:
                     ErrorCode.UNAVAILABLE, "the command could not be handed to the stream; nothing was changed"
                 ).as_reply(),
             )
+
+    async def _dispatch_reminders(self, msg: Msg, env: dict[str, Any], command: DispatchReminder) -> None:
+        """Fan a DispatchReminder out to every partition; reminders are sent asynchronously, as events say."""
+        require(env["claims"], "scheduling:admin")
+        body = {"now": command.now.isoformat()} if command.now else {}
+        fanned = dispatch_envelopes(self._settings.partitions, env["claims"], body, env["commandId"], "nats")
+        try:
+            for partition, sub_env in fanned:
+                await asyncio.wait_for(
+                    self._producer.send_and_wait(
+                        COMMANDS_TOPIC, encode(sub_env), key=b"reminders", partition=partition
+                    ),
+                    self._settings.command_timeout,
+                )
+        except Exception as exc:
+            log.warning("reminder dispatch not handed to the stream: %r", exc)
+            error = DomainError(ErrorCode.UNAVAILABLE, "the dispatch could not be handed to the stream")
+            await self._reply(msg, error.as_reply())
+            return
+        await self._reply(msg, {"ok": True, "data": {"partitions": len(fanned), "now": body.get("now")}})
 
     async def _refuse(self, msg: Msg, env: dict[str, Any], error: DomainError) -> None:
         await self._reply(msg, error.as_reply())

@@ -201,6 +201,8 @@ class Appointment(Entity):
     cancellation_reason: str | None = None
     provider_id: str | None = None
     location_id: str | None = None
+    #: lead times (minutes) whose reminder hand-off was acknowledged; each is sent once
+    reminders_sent: list[int] = []
 
     @property
     def active(self) -> bool:

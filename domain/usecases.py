@@ -580,16 +580,18 @@ def fulfill_waitlist(cmd: c.FulfillWaitlistEntry, session: Session) -> dict[str,
 
 
 def reminder_sent(cmd: c.MarkReminderSent, session: Session) -> dict[str, Any]:
+    """Record an acknowledged reminder hand-off; a second one for the same lead changes nothing."""
     appointment = session.get(Appointment, cmd.appointment_id, ErrorCode.APPOINTMENT_NOT_FOUND)
-    session.emit(
-        "appointment.reminder.sent",
-        appointment,
-        {
-            "leadMinutes": cmd.lead_minutes,
-            "remindAt": (appointment.start - timedelta(minutes=cmd.lead_minutes)).isoformat(),
-        },
+    if cmd.lead_minutes in appointment.reminders_sent:
+        return appointment.dump()
+    saved = session.save(
+        appointment.model_copy(update={"reminders_sent": sorted({*appointment.reminders_sent, cmd.lead_minutes})})
     )
-    return {"appointmentId": appointment.id, "leadMinutes": cmd.lead_minutes}
+    remind_at = appointment.start - timedelta(minutes=cmd.lead_minutes)
+    session.emit(
+        "appointment.reminder.sent", saved, {"leadMinutes": cmd.lead_minutes, "remindAt": remind_at.isoformat()}
+    )
+    return saved.dump()
 
 
 HANDLERS: dict[type[c.Command], Callable[[Any, Session], dict[str, Any]]] = {

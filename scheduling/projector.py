@@ -8,13 +8,17 @@ a successful reply sees that command's effect (read-your-writes).
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
+from domain.errors import DomainError
+from scheduling.auth import Verifier
 from scheduling.kafka import Batch
 from scheduling.records import decode, encode
 
@@ -79,9 +83,10 @@ def _row(kind: str, d: dict[str, Any]) -> tuple[Any, ...]:
 
 
 class Projector:
-    def __init__(self, pool: asyncpg.Pool, nc: NATS | None) -> None:
+    def __init__(self, pool: asyncpg.Pool, nc: NATS | None, verifier: Verifier | None = None) -> None:
         self._pool = pool
         self._nc = nc
+        self._verifier = verifier
 
     async def handle_batch(self, messages: Batch) -> None:
         records = []
@@ -109,6 +114,27 @@ class Projector:
             record.get("outcome") or "unknown",
             record.get("replayOf"),
             _ts(record["decidedAt"]),
+        )
+
+    async def on_registration(self, msg: Msg) -> None:
+        """PatientCachePort's writer: registration events upsert the patient's demographics."""
+        try:
+            claims = self._verifier.claims((msg.headers or {}).get("Authorization")) if self._verifier else {}
+            patient = json.loads(msg.data)
+            if not isinstance(patient, dict) or not isinstance(patient.get("patientId"), str):
+                raise ValueError("patientId is required")
+            tenant = claims.get("tenant") or patient.get("tenantId")
+            if not tenant:
+                raise ValueError("no tenant: send the registration's JWT in the Authorization header")
+        except (DomainError, ValueError) as exc:
+            log.warning("registration event on %s ignored: %s", msg.subject, exc)
+            return
+        await self._pool.execute(
+            """INSERT INTO patients (tenant_id, patient_id, updated_at, data) VALUES ($1, $2, now(), $3)
+               ON CONFLICT (tenant_id, patient_id) DO UPDATE SET updated_at = now(), data = EXCLUDED.data""",
+            tenant,
+            patient["patientId"],
+            {k: patient[k] for k in ("patientId", "name", "birthDate", "telecom") if k in patient},
         )
 
     async def _reply(self, record: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from bridge.nats_setup import ensure_streams
 from bridge.relay import Relay
 from scheduling import db, kafka, metrics
 from scheduling.auth import Verifier
-from scheduling.config import DECISIONS_TOPIC, Settings
+from scheduling.config import DECISIONS_TOPIC, REGISTRATION_SUBJECTS, Settings
 from scheduling.projector import Projector
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,11 @@ async def run_projector(settings: Settings) -> None:
     nc = await nats.connect(settings.nats_url, max_reconnect_attempts=-1)
     consumer = kafka.consumer(settings, "scheduling-projector", DECISIONS_TOPIC)
     await consumer.start()
-    projector = Projector(pool, nc)
+    projector = Projector(pool, nc, Verifier(settings))
+    subscriptions = [
+        await nc.subscribe(subject, queue="scheduling-projector", cb=projector.on_registration)
+        for subject in REGISTRATION_SUBJECTS
+    ]
     try:
         log.info("projector ready")
         await kafka.run_consumer(
@@ -70,6 +74,8 @@ async def run_projector(settings: Settings) -> None:
             lambda tp, lag: metrics.PROJECTOR_LAG.labels(str(tp.partition)).set(lag),
         )
     finally:
+        for sub in subscriptions:
+            await sub.unsubscribe()
         await consumer.stop()
         await nc.drain()
         await pool.close()

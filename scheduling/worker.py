@@ -6,11 +6,10 @@ import asyncio
 import logging
 
 import faust
-import nats
 from aiohttp import web
 
 import agents  # noqa: F401  (registers the agents on the app)
-from scheduling import db, http, kafka
+from scheduling import http, kafka, ports
 from scheduling.faust_app import app, settings
 
 log = logging.getLogger(__name__)
@@ -32,9 +31,8 @@ async def _ready_checks(pool: object, nc: object) -> dict[str, bool]:
 @app.task
 async def serve_http() -> None:
     """Start the HTTP view beside the agents; it answers queries while the actors decide."""
-    await db.migrate(settings.database_url)
-    pool = await db.pool(settings.database_url)
-    nc = await nats.connect(settings.nats_url, max_reconnect_attempts=-1)
+    connected = await ports.connect(settings.nats_url, settings.database_url)
+    pool, nc = connected.pool, connected.nc
     view = http.build(settings, pool, nc, lambda: _ready_checks(pool, nc))
     runner = web.AppRunner(view, access_log=None)
     await runner.setup()

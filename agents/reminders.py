@@ -1,0 +1,72 @@
+"""DispatchReminder: every minute the leader asks each partition's actor to hand off due reminders.
+
+The actor finds due (appointment, lead) pairs in its own partition's tables,
+hands each to the ReminderDispatchPort and, once acknowledged, records it as
+an internal `reminder.sent` command through the ordinary decision path:
+journaled under `reminder:<appointment>:<lead>`, so a restart never re-sends.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.ids import token_of
+from domain.model import Appointment
+from domain.reminders import due
+from scheduling import ports
+from scheduling.faust_app import app, commands_topic, settings
+from scheduling.records import encode
+from scheduling.routing import dispatch_envelopes, partition_of
+from tables import appointments
+
+log = logging.getLogger(__name__)
+SYSTEM_CLAIMS = {"tenant": "*", "sub": "scheduling-reminders", "scope": "scheduling:admin"}
+
+
+@app.timer(60.0, on_leader=True)
+async def every_minute() -> None:
+    tick = f"tick-{uuid.uuid4().hex}"
+    for partition, env in dispatch_envelopes(settings.partitions, SYSTEM_CLAIMS, {}, tick, "timer"):
+        await app.producer.send_and_wait(
+            commands_topic.get_topic_name(), b"reminders", encode(env), partition, None, None
+        )
+
+
+async def dispatch(env: dict[str, Any], partition: int, decide_internal: Any) -> dict[str, Any]:
+    """Hand off the reminders due on `partition`; returns a summary for the decision record."""
+    body = env.get("body") or {}
+    now = datetime.fromisoformat(body["now"]) if body.get("now") else datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    tenant = env["claims"].get("tenant", "*")
+    owned = (
+        Appointment.model_validate(data)
+        for aid, data in list(appointments.items())
+        if partition_of(token_of(aid), settings.partitions) == partition and tenant in ("*", data.get("tenantId"))
+    )
+    found = due(owned, now, settings.reminder_leads_minutes)
+    if not found:
+        return {"sent": 0, "failed": 0}
+    port = await ports.ready()
+    sent = failed = 0
+    for appointment, lead in found:
+        patient = await port.patients.get(appointment.tenant_id, appointment.patient_id)
+        if await port.reminders.request(appointment, lead, patient):
+            await decide_internal(
+                {
+                    "deliveryId": f"reminder:{appointment.id}:{lead}",
+                    "type": "reminder.sent",
+                    "body": {"appointmentId": appointment.id, "leadMinutes": lead},
+                    "claims": {"tenant": appointment.tenant_id, "sub": "scheduling-reminders"},
+                    "commandId": f"reminder:{appointment.id}:{lead}",
+                    "replyTo": None,
+                    "source": "reminders",
+                }
+            )
+            sent += 1
+        else:
+            failed += 1  # retried at the next tick
+    return {"sent": sent, "failed": failed}

@@ -1,0 +1,35 @@
+"""Which reminders are due: a booked appointment that has entered one of its lead times.
+
+Only the shortest lead whose window has opened is due: a booking made two
+hours ahead gets the 2-hour reminder, not a belated 24-hour one. A reminder
+whose window opened while the service was down is sent at the next dispatch
+(catch-up), once; none is sent after the appointment started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from domain.model import Appointment
+from domain.status import AppointmentStatus
+
+
+def due_lead(appointment: Appointment, now: datetime, leads_minutes: Iterable[int]) -> int | None:
+    if appointment.status is not AppointmentStatus.BOOKED or appointment.start <= now:
+        return None
+    opened = [lead for lead in leads_minutes if appointment.start - timedelta(minutes=lead) <= now]
+    if not opened:
+        return None
+    lead = min(opened)
+    return None if lead in appointment.reminders_sent else lead
+
+
+def due(
+    appointments: Iterable[Appointment], now: datetime, leads_minutes: Iterable[int]
+) -> list[tuple[Appointment, int]]:
+    """(appointment, lead) pairs to hand off now, soonest appointment first."""
+    leads = tuple(leads_minutes)
+    found = [(a, lead) for a in appointments if (lead := due_lead(a, now, leads)) is not None]
+    found.sort(key=lambda pair: (pair[0].start, pair[0].id))
+    return found

@@ -1,0 +1,25 @@
+"""Partition arithmetic shared by the bridge and the actors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka.partitioner import murmur2
+
+from scheduling.records import envelope
+
+
+def partition_of(token: str, partitions: int) -> int:
+    """The partition the default partitioner gives a routing token (the bridge's message key)."""
+    return (murmur2(token.encode()) & 0x7FFFFFFF) % partitions
+
+
+def dispatch_envelopes(
+    partitions: int, claims: dict[str, Any], body: dict[str, Any], command_id: str, source: str
+) -> list[tuple[int, dict[str, Any]]]:
+    """One DispatchReminder command per partition: each actor scans only what it owns."""
+    return [
+        (p, envelope(command_type="reminder.dispatch", body=body, claims=claims, command_id=f"{command_id}:{p}",
+                     reply_to=None, source=source))
+        for p in range(partitions)
+    ]  # fmt: skip
