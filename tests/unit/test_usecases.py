@@ -995,18 +995,22 @@ def test_fulfill_unknown_or_foreign_entry(world: World) -> None:
 # --- MarkReminderSent --------------------------------------------------------------------------
 
 
-def test_reminder_sent_emits_an_event_and_changes_nothing(world: World) -> None:
+def test_reminder_sent_records_the_lead_once_and_emits_once(world: World) -> None:
     appointment = world.book(0)
     decision = world.state.run(cmd("reminder.sent", appointmentId=appointment["id"], leadMinutes=60))
-    assert ok(decision) == {"appointmentId": appointment["id"], "leadMinutes": 60}
-    assert decision.changes == [] and decision.indexes == []
+    assert ok(decision)["remindersSent"] == [60]
+    assert [c.kind for c in decision.changes] == ["appointment"] and decision.indexes == []
     assert event_types(decision) == ["appointment.reminder.sent"]
     event = decision.events[0]
     assert event.subject == f"appointments/{appointment['id']}"
-    assert event.data["version"] == 1
+    assert event.data["version"] == 2
     assert event.data["leadMinutes"] == 60
     assert event.data["remindAt"] == (at(9) - timedelta(minutes=60)).isoformat()
-    assert world.appointment(appointment["id"]).version == 1
+    assert world.appointment(appointment["id"]).version == 2
+
+    again = world.state.run(cmd("reminder.sent", appointmentId=appointment["id"], leadMinutes=60))
+    assert again.ok and again.changes == [] and again.events == []
+    assert world.appointment(appointment["id"]).version == 2
 
 
 def test_reminder_for_an_unknown_or_foreign_appointment(world: World) -> None:
