@@ -47,7 +47,12 @@ def context_of(env: dict[str, Any]) -> Context:
 
 
 async def _publish(key: bytes, record: dict[str, Any]) -> None:
+    """The record to the outbox, then its follow-up commands to their resources' partitions, all acknowledged."""
     await app.producer.send_and_wait(decisions_topic.get_topic_name(), key, encode(record), None, None, None)
+    for follow_up in record.get("followUps", []):
+        await app.producer.send_and_wait(
+            commands_topic.get_topic_name(), follow_up["key"].encode(), encode(follow_up["envelope"]), None, None, None
+        )
 
 
 async def handle(key: bytes, env: dict[str, Any], partition: int) -> dict[str, Any]:
@@ -73,6 +78,7 @@ async def handle(key: bytes, env: dict[str, Any], partition: int) -> dict[str, A
                 "changes": [],
                 "indexes": [],
                 "events": [],
+                "followUps": [],
                 "deadLetter": False,
             }
         await _publish(key, record)

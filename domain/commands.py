@@ -19,6 +19,7 @@ from domain.model import (
     Model,
     Participant,
     Period,
+    Slot,
     UtcDatetime,
 )
 from domain.status import AppointmentStatus
@@ -165,6 +166,13 @@ class MarkReminderSent(Command):
     lead_minutes: Annotated[int, Field(ge=1)]
 
 
+class OfferSlotToWaitlist(Command):
+    """Internal: a slot of some provider became free; offer it to waiting entries for any provider."""
+
+    NAME: ClassVar[str] = "waitlist.offer"
+    slot: Slot
+
+
 COMMANDS: dict[str, type[Command]] = {
     cls.NAME: cls
     for cls in (
@@ -181,6 +189,7 @@ COMMANDS: dict[str, type[Command]] = {
         BridgePortalAppointment,
         DispatchReminder,
         MarkReminderSent,
+        OfferSlotToWaitlist,
     )
 }
 

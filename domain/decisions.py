@@ -55,6 +55,15 @@ class Event:
     data: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class FollowUp:
+    """A command this decision asks another resource's actor to decide (another partition)."""
+
+    token: str
+    command: str
+    body: dict[str, Any]
+
+
 @dataclass
 class Decision:
     data: dict[str, Any] | None = None
@@ -62,6 +71,7 @@ class Decision:
     changes: list[Entity] = field(default_factory=list)
     indexes: list[ResourceIndex] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    follow_ups: list[FollowUp] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -90,6 +100,7 @@ class Session:
         self._entities: dict[tuple[str, str], Entity] = {}
         self._indexes: dict[str, ResourceIndex] = {}
         self._events: list[Event] = []
+        self._follow_ups: list[FollowUp] = []
 
     def find(self, cls: type[E], entity_id: str) -> E | None:
         """The tenant's entity, or None: another tenant's data does not exist for the caller."""
@@ -139,10 +150,14 @@ class Session:
             )
         )
 
+    def follow_up(self, token: str, command: str, body: dict[str, Any]) -> None:
+        self._follow_ups.append(FollowUp(token, command, body))
+
     def decision(self, data: dict[str, Any]) -> Decision:
         return Decision(
             data=data,
             changes=list(self._entities.values()),
             indexes=list(self._indexes.values()),
             events=list(self._events),
+            follow_ups=list(self._follow_ups),
         )

@@ -68,6 +68,8 @@ def command_token(command: c.Command, tenant: str) -> str:
             return resource_token(tenant, provider or "*")
         case c.FulfillWaitlistEntry(entry_id=eid):
             return token_of(eid)
+        case c.OfferSlotToWaitlist():
+            return resource_token(tenant, "*")
         case c.BridgePortalAppointment(slot_id=sid, provider_id=provider):
             return token_of(sid) if sid else resource_token(tenant, provider or "*")
     return resource_token(tenant, "*")
@@ -159,15 +161,32 @@ def _matches(entry: WaitlistEntry, slot: Slot) -> bool:
 
 
 def _offer_to_waitlist(session: Session, index: ResourceIndex, slot: Slot | None) -> None:
-    """Tell the best matching waiting entry (priority, then age) that the slot is free. Books nothing."""
+    """Tell the best matching waiting entry (priority, then age) that the slot is free. Books nothing.
+
+    Entries for this provider are asked first; if none matches, the entries for any provider
+    (kept by the tenant-wide actor on another partition) are asked by a follow-up command.
+    """
     if slot is None:
         return
+    if not _offer_best(session, index, slot):
+        session.follow_up(resource_token(session.ctx.tenant, "*"), c.OfferSlotToWaitlist.NAME, {"slot": slot.dump()})
+
+
+def offer_slot(cmd: c.OfferSlotToWaitlist, session: Session) -> dict[str, Any]:
+    if cmd.slot.tenant_id != session.ctx.tenant:
+        raise DomainError(ErrorCode.SLOT_NOT_FOUND, f"slot {cmd.slot.id} not found")
+    offered = _offer_best(session, session.index(resource_token(session.ctx.tenant, "*")), cmd.slot)
+    return {"slotId": cmd.slot.id, "offered": offered}
+
+
+def _offer_best(session: Session, index: ResourceIndex, slot: Slot) -> bool:
     candidates = [e for eid in index.waitlist if (e := session.find(WaitlistEntry, eid)) and _matches(e, slot)]
     if not candidates:
-        return
+        return False
     best = min(candidates, key=lambda e: (-e.priority, e.created_at, e.id))
     offered = session.save(best.model_copy(update={"status": WaitlistStatus.OFFERED, "offered_slot_id": slot.id}))
     session.emit("waitlist.slot-available", offered, {"slot": slot.dump()})
+    return True
 
 
 def _book_into(
@@ -607,4 +626,5 @@ HANDLERS: dict[type[c.Command], Callable[[Any, Session], dict[str, Any]]] = {
     c.AddToWaitlist: add_to_waitlist,
     c.FulfillWaitlistEntry: fulfill_waitlist,
     c.MarkReminderSent: reminder_sent,
+    c.OfferSlotToWaitlist: offer_slot,
 }

@@ -9,17 +9,20 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from domain.errors import DomainError, ErrorCode, validation_error
-from domain.model import AvailabilityPattern, Period
+from domain.model import ID_PATTERN, AvailabilityPattern, Period
 from domain.pattern import PatternTooLarge, expand
 
 MAX_LIMIT = 500
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Before every start: the keyset position of a first page ordered by (start, id).
+EPOCH = datetime.min.replace(tzinfo=UTC)
+#: The longest range a preview expands: the expansion walks every day of it, with or without slots.
+MAX_PREVIEW_DAYS = 731
 
 
 @dataclass(frozen=True)
@@ -34,17 +37,47 @@ def encode_cursor(values: tuple[Any, ...]) -> str:
 
 
 def decode_cursor(cursor: str | None, *, timestamp_first: bool) -> tuple[Any, ...] | None:
+    """The keyset position a cursor of `encode_cursor` carries: `(start, id)` or `(id,)`.
+
+    Anything else (not base64, not JSON, wrong arity or types, a time without offset) is
+    VALIDATION_FAILED naming `cursor`, never a database error.
+    """
     if not cursor:
         return None
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not isinstance(values, list) or not values:
+        if not isinstance(values, list) or len(values) != (2 if timestamp_first else 1):
+            raise ValueError
+        if not all(isinstance(v, str) and "\x00" not in v for v in values):
             raise ValueError
         if timestamp_first:
-            values[0] = datetime.fromisoformat(values[0])
+            start = datetime.fromisoformat(values[0])
+            if start.tzinfo is None:
+                raise ValueError
+            values[0] = start.astimezone(UTC)
         return tuple(values)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise validation_error([{"field": "cursor", "message": "not a cursor of this list"}]) from None
+
+
+def _text(value: str | None, field: str) -> str | None:
+    """A text filter PostgreSQL can compare: text values cannot hold NUL characters."""
+    if value is not None and "\x00" in value:
+        raise validation_error([{"field": field, "message": "must not contain NUL characters"}])
+    return value
+
+
+def _utc(value: datetime, field: str) -> datetime:
+    """A time PostgreSQL can take: its UTC form must be a representable datetime."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise validation_error([{"field": field, "message": "out of range"}]) from None
+
+
+def _is_id(value: str) -> bool:
+    """Ids minted by the service match ID_PATTERN; anything else cannot name an entity."""
+    return ID_PATTERN.match(value) is not None
 
 
 def _page(rows: list[asyncpg.Record], limit: int, key: tuple[str, ...]) -> dict[str, Any]:
@@ -58,6 +91,8 @@ async def search_available_slots(
     pool: asyncpg.Pool, tenant: str, provider_id: str | None, location_id: str | None,
     start: datetime, end: datetime, page: Page,
 ) -> dict[str, Any]:  # fmt: skip
+    provider_id, location_id = _text(provider_id, "providerId"), _text(location_id, "locationId")
+    start, end = _utc(start, "from"), _utc(end, "to")
     after_start, after_id = page.after if page.after else (start, "")
     rows = await pool.fetch(
         """SELECT id, start_at, data FROM slots
@@ -65,7 +100,7 @@ async def search_available_slots(
              AND ($2::text IS NULL OR provider_id = $2) AND ($3::text IS NULL OR location_id = $3)
              AND start_at >= $4 AND start_at < $5 AND (start_at, id) > ($6, $7)
            ORDER BY start_at, id LIMIT $8""",
-        tenant, provider_id, location_id, start, end, after_start, after_id if page.after else "", page.limit + 1,
+        tenant, provider_id, location_id, start, end, after_start, after_id, page.limit + 1,
     )  # fmt: skip
     return _page(rows, page.limit, ("start_at", "id"))
 
@@ -86,6 +121,8 @@ async def slots_by_schedule(
 
 
 async def get_appointment(pool: asyncpg.Pool, tenant: str, appointment_id: str) -> dict[str, Any]:
+    if not _is_id(appointment_id):
+        raise DomainError(ErrorCode.APPOINTMENT_NOT_FOUND, f"appointment {appointment_id[:64]!r} not found")
     row = await pool.fetchrow("SELECT data FROM appointments WHERE id = $1 AND tenant_id = $2", appointment_id, tenant)
     if row is None:
         raise DomainError(ErrorCode.APPOINTMENT_NOT_FOUND, f"appointment {appointment_id} not found")
@@ -101,6 +138,7 @@ async def get_appointment(pool: asyncpg.Pool, tenant: str, appointment_id: str) 
 async def patient_appointments(
     pool: asyncpg.Pool, tenant: str, patient_id: str, status: str | None, page: Page
 ) -> dict[str, Any]:
+    _text(patient_id, "patientId")
     after = page.after or (EPOCH, "")
     rows = await pool.fetch(
         """SELECT id, start_at, data FROM appointments
@@ -116,6 +154,8 @@ async def calendar(
     pool: asyncpg.Pool, tenant: str, facility_id: str | None, provider_id: str | None,
     start: datetime, end: datetime, page: Page,
 ) -> dict[str, Any]:  # fmt: skip
+    facility_id, provider_id = _text(facility_id, "facilityId"), _text(provider_id, "providerId")
+    start, end = _utc(start, "from"), _utc(end, "to")
     after = page.after or (start, "")
     rows = await pool.fetch(
         """SELECT id, start_at, data FROM appointments
@@ -128,6 +168,8 @@ async def calendar(
 
 
 async def get_schedule(pool: asyncpg.Pool, tenant: str, schedule_id: str) -> dict[str, Any]:
+    if not _is_id(schedule_id):
+        raise DomainError(ErrorCode.SCHEDULE_NOT_FOUND, f"schedule {schedule_id[:64]!r} not found")
     row = await pool.fetchrow("SELECT data FROM schedules WHERE id = $1 AND tenant_id = $2", schedule_id, tenant)
     if row is None:
         raise DomainError(ErrorCode.SCHEDULE_NOT_FOUND, f"schedule {schedule_id} not found")
@@ -136,6 +178,7 @@ async def get_schedule(pool: asyncpg.Pool, tenant: str, schedule_id: str) -> dic
 
 
 async def list_schedules(pool: asyncpg.Pool, tenant: str, actor_id: str | None, page: Page) -> dict[str, Any]:
+    actor_id = _text(actor_id, "actorId")
     after = page.after or ("",)
     rows = await pool.fetch(
         """SELECT id, data FROM schedules
@@ -149,15 +192,46 @@ async def list_schedules(pool: asyncpg.Pool, tenant: str, actor_id: str | None, 
 async def waitlist(
     pool: asyncpg.Pool, tenant: str, status: str | None, patient_id: str | None, page: Page
 ) -> dict[str, Any]:
-    after = page.after or ("",)
-    rows = await pool.fetch(
-        """SELECT id, data FROM waitlist_entries
-           WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR patient_id = $3)
-             AND id > $4
-           ORDER BY id LIMIT $5""",
-        tenant, status, patient_id, after[0], page.limit + 1,
-    )  # fmt: skip
-    return _page(rows, page.limit, ("id",))
+    """Entries best first, as the waitlist offers them: highest priority, then oldest, then id.
+
+    The HTTP layer hands over a one-value cursor; for this list that value is the keyset
+    `priority|createdAt|id` (see `_waitlist_cursor`).
+    """
+    after = _waitlist_after(page.after)
+    if after is None:
+        rows = await pool.fetch(
+            """SELECT id, priority, created_at, data FROM waitlist_entries
+               WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR patient_id = $3)
+               ORDER BY priority DESC, created_at, id LIMIT $4""",
+            tenant, status, patient_id, page.limit + 1,
+        )  # fmt: skip
+    else:
+        rows = await pool.fetch(
+            """SELECT id, priority, created_at, data FROM waitlist_entries
+               WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR patient_id = $3)
+                 AND (priority < $4 OR (priority = $4 AND (created_at, id) > ($5, $6)))
+               ORDER BY priority DESC, created_at, id LIMIT $7""",
+            tenant, status, patient_id, *after, page.limit + 1,
+        )  # fmt: skip
+    data = [r["data"] for r in rows[: page.limit]]
+    last = rows[page.limit - 1] if len(rows) > page.limit else None
+    next_cursor = None
+    if last is not None:
+        next_cursor = encode_cursor((f"{last['priority']}|{last['created_at'].isoformat()}|{last['id']}",))
+    return {"data": data, "nextCursor": next_cursor}
+
+
+def _waitlist_after(after: tuple[Any, ...] | None) -> tuple[int, datetime, str] | None:
+    if after is None:
+        return None
+    try:
+        priority, created_at, entry_id = str(after[0]).split("|", 2)
+        when = datetime.fromisoformat(created_at)
+        if when.tzinfo is None or not -(2**31) <= int(priority) < 2**31:
+            raise ValueError
+        return int(priority), when.astimezone(UTC), entry_id
+    except (ValueError, OverflowError):
+        raise validation_error([{"field": "cursor", "message": "not a cursor of this list"}]) from None
 
 
 def preview_pattern(body: Any) -> dict[str, Any]:
@@ -168,11 +242,25 @@ def preview_pattern(body: Any) -> dict[str, Any]:
 
     if not isinstance(body, dict):
         raise validation_error([{"field": "body", "message": "a JSON object is required"}])
-    try:
-        pattern = AvailabilityPattern.model_validate(body.get("availabilityPattern", body.get("pattern")))
-        within = Period.model_validate(body.get("range"))
-    except ValidationError as exc:
-        raise validation_error(pydantic_details(exc)) from None
+    details: list[dict[str, Any]] = []
+    parsed: dict[str, Any] = {}
+    for field, model, raw in (
+        ("availabilityPattern", AvailabilityPattern, body.get("availabilityPattern", body.get("pattern"))),
+        ("range", Period, body.get("range")),
+    ):
+        if raw is None:
+            details.append({"field": field, "message": "required"})
+            continue
+        try:
+            parsed[field] = model.model_validate(raw)
+        except ValidationError as exc:
+            details += [{**d, "field": f"{field}.{d['field']}" if d["field"] else field} for d in pydantic_details(exc)]
+    if details:
+        raise validation_error(details)
+    pattern: AvailabilityPattern = parsed["availabilityPattern"]
+    within: Period = parsed["range"]
+    if within.end - within.start > timedelta(days=MAX_PREVIEW_DAYS):
+        raise validation_error([{"field": "range", "message": f"at most {MAX_PREVIEW_DAYS} days"}])
     try:
         periods = expand(pattern, within)
     except PatternTooLarge as exc:

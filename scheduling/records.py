@@ -81,6 +81,22 @@ def decision_record(env: dict[str, Any], decision: Decision) -> dict[str, Any]:
             cloudevent(e, tenant=tenant, causation_id=env["commandId"], time=decided_at) for e in decision.events
         ],
         "deadLetter": _dead_letter(env, decision.error),
+        "followUps": [
+            {
+                "key": f.token,
+                "envelope": {
+                    "deliveryId": f"{env['deliveryId']}:{i}",
+                    "type": f.command,
+                    "body": f.body,
+                    "claims": {"tenant": tenant, "sub": "scheduling-follow-up", "scope": "scheduling:write"},
+                    "commandId": f"{env['commandId']}:follow-up:{i}",
+                    "replyTo": None,
+                    "receivedAt": decided_at,
+                    "source": "follow-up",
+                },
+            }
+            for i, f in enumerate(decision.follow_ups)
+        ],
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -74,6 +75,7 @@ class InMemoryState:
         self.entities: dict[tuple[str, str], Entity] = {}
         self.indexes: dict[str, ResourceIndex] = {}
         self.events: list[Event] = []
+        self.follow_up_decisions: list[Decision] = []
 
     # --- the State protocol ---
 
@@ -94,9 +96,14 @@ class InMemoryState:
 
     def run(self, command: Command, ctx: Context | None = None, *, apply: bool = True) -> Decision:
         """Decide `command` against this state and apply it when accepted."""
-        decision = decide(command, self, ctx or make_context())
+        ctx = ctx or make_context()
+        decision = decide(command, self, ctx)
         if apply and decision.ok:
             self.apply(decision)
+            for i, follow_up in enumerate(decision.follow_ups):
+                # another partition's actor decides it later; here at once, as the same tenant
+                follower = replace(ctx, command_id=f"{ctx.command_id}:follow-up:{i}")
+                self.follow_up_decisions.append(self.run(parse_command(follow_up.command, follow_up.body), follower))
         return decision
 
     # --- reading back ---

@@ -97,7 +97,8 @@ def t2() -> Any:
     return make_context(tenant=OTHER_TENANT)
 
 
-def test_handlers_are_the_twelve_use_cases() -> None:
+def test_handlers_are_the_use_cases_decided_by_an_actor() -> None:
+    """DispatchReminder is fanned out by the bridge/timer and runs the reminder.sent decision per appointment."""
     assert set(HANDLERS) == {
         c.BookAppointment,
         c.BridgePortalAppointment,
@@ -111,6 +112,7 @@ def test_handlers_are_the_twelve_use_cases() -> None:
         c.AddToWaitlist,
         c.FulfillWaitlistEntry,
         c.MarkReminderSent,
+        c.OfferSlotToWaitlist,
     }
 
 
@@ -769,16 +771,25 @@ def test_an_entry_requesting_exactly_the_slot_matches(world: World) -> None:
     assert decision.events[1].subject == f"waitlist/{entry['id']}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an entry without providerId lives in the '*' resource index, which a cancellation never reads",
-)
-def test_an_entry_for_any_provider_is_offered_the_slot(world: World) -> None:
+def test_an_entry_for_any_provider_is_offered_the_slot_by_a_follow_up(world: World) -> None:
     appointment = world.book(0)
     entry = world.waitlist(providerId=None)
     decision = _cancel(world, appointment["id"])
+    assert event_types(decision) == ["appointment.cancelled"]
+    assert [f.command for f in decision.follow_ups] == ["waitlist.offer"]
+    offer = world.state.follow_up_decisions[-1]
+    assert event_types(offer) == ["waitlist.slot-available"]
+    assert offer.events[0].subject == f"waitlist/{entry['id']}"
+    assert offer.events[0].data["offeredSlotId"] == appointment["slotId"]
+
+
+def test_an_entry_for_this_provider_goes_before_any_provider(world: World) -> None:
+    appointment = world.book(0)
+    world.waitlist(providerId=None, priority=9)
+    mine = world.waitlist()
+    decision = _cancel(world, appointment["id"])
     assert event_types(decision) == ["appointment.cancelled", "waitlist.slot-available"]
-    assert decision.events[1].subject == f"waitlist/{entry['id']}"
+    assert decision.events[1].subject == f"waitlist/{mine['id']}" and decision.follow_ups == []
 
 
 def test_reschedule_offers_the_freed_slot(world: World) -> None:
