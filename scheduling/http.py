@@ -24,6 +24,7 @@ from domain.errors import DomainError, ErrorCode, validation_error
 from scheduling import metrics, queries
 from scheduling.auth import Verifier, require
 from scheduling.config import COMMAND_SUBJECT_PREFIX, Settings
+from scheduling.lag import LagProbe
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -35,6 +36,7 @@ NC = web.AppKey("nats", NATS)
 VERIFIER = web.AppKey("verifier", Verifier)
 SETTINGS = web.AppKey("settings", Settings)
 READY = web.AppKey("ready", Callable[[], Awaitable[dict[str, bool]]])
+LAG = web.AppKey("lag", LagProbe)
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -282,6 +284,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_route(request: web.Request) -> web.Response:
+    await request.app[LAG].update()
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -300,6 +303,7 @@ def build(
     app = web.Application(middlewares=[errors], client_max_size=1024 * 1024)
     app[POOL], app[NC], app[SETTINGS], app[READY] = pool, nc, settings, ready
     app[VERIFIER] = Verifier(settings)
+    app[LAG] = LagProbe(settings)
     r = app.router
     r.add_get("/slots", search_slots)
     r.add_get("/schedules/{id}/slots", schedule_slots)

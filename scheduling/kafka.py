@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -60,7 +60,6 @@ async def run_consumer(
     consumer: AIOKafkaConsumer,
     handle_batch: Callable[[Batch], Awaitable[None]],
     stopping: asyncio.Event,
-    on_lag: Callable[[TopicPartition, int], None] | None = None,
 ) -> None:
     """Process batches in partition order; commit only after the batch's effects are acknowledged."""
     while not stopping.is_set():
@@ -68,7 +67,3 @@ async def run_consumer(
         for tp, records in batches.items():
             await handle_batch(records)
             await consumer.commit({tp: records[-1].offset + 1})
-            if on_lag is not None:
-                high = consumer.highwater(tp)
-                if high is not None:
-                    on_lag(tp, high - (records[-1].offset + 1))

@@ -59,16 +59,38 @@ def _responses(ok_status: str, schema: dict[str, Any], errors: tuple[str, ...]) 
     return out
 
 
-def _param(name: str, where: str = "query", required: bool = False, fmt: str | None = None) -> dict[str, Any]:
+def _param(
+    name: str, where: str = "query", required: bool = False, fmt: str | None = None, description: str | None = None
+) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "string"}
     if fmt:
         schema["format"] = fmt
-    return {"name": name, "in": where, "required": required or where == "path", "schema": schema}
+    param = {"name": name, "in": where, "required": required or where == "path", "schema": schema}
+    if description:
+        param["description"] = description
+    return param
+
+
+def _status(values: list[str]) -> dict[str, Any]:
+    return {"name": "status", "in": "query", "required": False, "schema": {"type": "string", "enum": values}}
+
+
+def _extended(schemas: dict[str, Any], base: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """A copy of component `base` with more properties: the generated schemas forbid unknown ones."""
+    schema = dict(schemas[base])
+    schema["properties"] = {**schema["properties"], **extra}
+    schema.pop("title", None)
+    return schema
 
 
 PAGING = [
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-    _param("cursor"),
+    {
+        "name": "limit",
+        "in": "query",
+        "description": "page size (default 50)",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+    },
+    _param("cursor", description="`nextCursor` of the previous page"),
 ]
 QUERY_ERRORS = ("400", "401", "403", "404")
 COMMAND_ERRORS = ("400", "401", "403", "404", "409", "503")
@@ -97,17 +119,34 @@ def document() -> dict[str, Any]:
         )
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
-    window = [_param("from", required=True, fmt="date-time"), _param("to", required=True, fmt="date-time")]
+    # GET /appointments/{id} adds the patient's demographics from the patient cache when it has them
+    schemas["AppointmentView"] = _extended(schemas, "Appointment", {"patient": {"type": "object"}})
+    schemas["ScheduleCreated"] = _extended(schemas, "Schedule", {"slotCount": {"type": "integer", "minimum": 0}})
+    schemas["ScheduleWithConflicts"] = _extended(
+        schemas, "Schedule", {"conflicts": {"type": "array", "items": _ref("Appointment")}}
+    )
+    slot_statuses = schemas["SlotStatus"]["enum"]
+    appointment_statuses = schemas["AppointmentStatus"]["enum"]
+    waitlist_statuses = schemas["WaitlistStatus"]["enum"]
+    window = [
+        _param("from", required=True, fmt="date-time", description="inclusive lower bound of the start (RFC 3339)"),
+        _param("to", required=True, fmt="date-time", description="exclusive upper bound of the start, after `from`"),
+    ]
     paths: dict[str, Any] = {
         "/slots": {
             "get": {
-                "parameters": [_param("providerId"), _param("locationId"), *window, *PAGING],
+                "parameters": [
+                    _param("providerId", description="the schedule's actor reference"),
+                    _param("locationId"),
+                    *window,
+                    *PAGING,
+                ],
                 "responses": _responses("200", _list(_ref("Slot")), QUERY_ERRORS),
             }
         },
         "/schedules/{id}/slots": {
             "get": {
-                "parameters": [_param("id", "path"), _param("status"), *PAGING],
+                "parameters": [_param("id", "path"), _status(slot_statuses), *PAGING],
                 "responses": _responses("200", _list(_ref("Slot")), QUERY_ERRORS),
             },
             **_command("CreateSlot", "201", "Slot", True),
@@ -115,18 +154,23 @@ def document() -> dict[str, Any]:
         "/appointments/{id}": {
             "get": {
                 "parameters": [_param("id", "path")],
-                "responses": _responses("200", _ok(_ref("Appointment")), QUERY_ERRORS),
+                "responses": _responses("200", _ok(_ref("AppointmentView")), QUERY_ERRORS),
             }
         },
         "/patients/{patientId}/appointments": {
             "get": {
-                "parameters": [_param("patientId", "path"), _param("status"), *PAGING],
+                "parameters": [_param("patientId", "path"), _status(appointment_statuses), *PAGING],
                 "responses": _responses("200", _list(_ref("Appointment")), QUERY_ERRORS),
             }
         },
         "/calendar": {
             "get": {
-                "parameters": [_param("facilityId"), _param("providerId"), *window, *PAGING],
+                "parameters": [
+                    _param("facilityId", description="the appointments' location"),
+                    _param("providerId", description="the booked resource's actor reference"),
+                    *window,
+                    *PAGING,
+                ],
                 "responses": _responses("200", _list(_ref("Appointment")), QUERY_ERRORS),
             }
         },
@@ -141,12 +185,13 @@ def document() -> dict[str, Any]:
                 "parameters": [_param("actorId"), *PAGING],
                 "responses": _responses("200", _list(_ref("Schedule")), QUERY_ERRORS),
             },
-            **_command("CreateSchedule", "201", "Schedule"),
+            **_command("CreateSchedule", "201", "ScheduleCreated"),
         },
-        "/schedules/{id}/exceptions": _command("AddScheduleException", "200", "Schedule", True),
+        "/schedules/{id}/exceptions": _command("AddScheduleException", "200", "ScheduleWithConflicts", True),
         "/waitlist": {
             "get": {
-                "parameters": [_param("status"), *PAGING],
+                "description": "best first: highest priority, then oldest; a patient token sees its own entries",
+                "parameters": [_status(waitlist_statuses), *PAGING],
                 "responses": _responses("200", _list(_ref("WaitlistEntry")), QUERY_ERRORS),
             },
             **_command("AddToWaitlist", "201", "WaitlistEntry"),
@@ -169,7 +214,19 @@ def document() -> dict[str, Any]:
                         }
                     },
                 },
-                "responses": _responses("200", {"type": "object"}, ("400", "401", "403")),
+                "responses": _responses(
+                    "200",
+                    {
+                        "type": "object",
+                        "required": ["ok", "data", "count"],
+                        "properties": {
+                            "ok": {"const": True},
+                            "data": {"type": "array", "items": _ref("Period")},
+                            "count": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                    ("400", "401", "403"),
+                ),
             }
         },
         "/appointments": _command("BookAppointment", "201", "Appointment"),

@@ -197,6 +197,8 @@ async def waitlist(
     The HTTP layer hands over a one-value cursor; for this list that value is the keyset
     `priority|createdAt|id` (see `_waitlist_cursor`).
     """
+    if patient_id is not None:
+        patient_id = _text(str(patient_id), "patient_id")
     after = _waitlist_after(page.after)
     if after is None:
         rows = await pool.fetch(

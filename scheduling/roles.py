@@ -11,7 +11,7 @@ import nats
 from bridge.commands import CommandBridge
 from bridge.nats_setup import ensure_streams
 from bridge.relay import Relay
-from scheduling import db, kafka, metrics
+from scheduling import db, kafka
 from scheduling.auth import Verifier
 from scheduling.config import DECISIONS_TOPIC, REGISTRATION_SUBJECTS, Settings
 from scheduling.projector import Projector
@@ -42,9 +42,7 @@ async def run_bridge(settings: Settings) -> None:
     try:
         await bridge.start()
         log.info("bridge ready")
-        await kafka.run_consumer(
-            consumer, relay.handle_batch, stopping, lambda tp, lag: metrics.RELAY_LAG.labels(str(tp.partition)).set(lag)
-        )
+        await kafka.run_consumer(consumer, relay.handle_batch, stopping)
     finally:
         await bridge.stop()
         await consumer.stop()
@@ -67,12 +65,7 @@ async def run_projector(settings: Settings) -> None:
     ]
     try:
         log.info("projector ready")
-        await kafka.run_consumer(
-            consumer,
-            projector.handle_batch,
-            stopping,
-            lambda tp, lag: metrics.PROJECTOR_LAG.labels(str(tp.partition)).set(lag),
-        )
+        await kafka.run_consumer(consumer, projector.handle_batch, stopping)
     finally:
         for sub in subscriptions:
             await sub.unsubscribe()
