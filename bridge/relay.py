@@ -49,7 +49,17 @@ class Relay:
             metrics.DEAD_LETTERS.labels(record.get("type", "unknown")).inc()
             letter = {
                 k: record[k]
-                for k in ("deliveryId", "commandId", "type", "tenant", "caller", "reply", "outcome", "decidedAt")
+                for k in (
+                    "deliveryId",
+                    "commandId",
+                    "type",
+                    "tenant",
+                    "caller",
+                    "reply",
+                    "outcome",
+                    "decidedAt",
+                    "command",
+                )
                 if k in record
             }
             acks.append(

@@ -69,6 +69,7 @@ def decision_record(env: dict[str, Any], decision: Decision) -> dict[str, Any]:
         "deliveryId": env["deliveryId"],
         "commandId": env["commandId"],
         "type": env["type"],
+        "source": env.get("source"),
         "tenant": tenant,
         "caller": env["claims"].get("sub"),
         "replyTo": env.get("replyTo"),
@@ -81,6 +82,7 @@ def decision_record(env: dict[str, Any], decision: Decision) -> dict[str, Any]:
             cloudevent(e, tenant=tenant, causation_id=env["commandId"], time=decided_at) for e in decision.events
         ],
         "deadLetter": _dead_letter(env, decision.error),
+        "command": env.get("body") if _dead_letter(env, decision.error) else None,
         "followUps": [
             {
                 "key": f.token,
