@@ -39,6 +39,15 @@ class Client:
         reply: dict[str, Any] = json.loads(msg.data)
         return reply
 
+    async def publish(
+        self, name: str, body: Any, *, headers: dict[str, str] | None = None, tenant: str = "t1", **claims: Any
+    ) -> None:
+        """Fire-and-forget: a plain publish on the command's subject, without a reply inbox."""
+        h = {**self.service.auth(tenant, **claims), **(headers or {})}
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        await self.nc.publish(f"scheduling.cmd.{name}", raw, headers=h)
+        await self.nc.flush()
+
     async def ok(self, name: str, body: Any, **kwargs: Any) -> dict[str, Any]:
         reply = await self.command(name, body, **kwargs)
         assert reply["ok"], reply
@@ -87,6 +96,13 @@ class Client:
         finally:
             await sub.unsubscribe()
         return seen
+
+    async def stored(self, subject: str, *, stream: str = "SCHEDULING_EVENTS") -> list[dict[str, Any]]:
+        """Every message stored on `subject` right now (the stream's own count says how many to read)."""
+        info = await self.js.stream_info(stream, subjects_filter=subject)
+        count = sum((info.state.subjects or {}).values())
+        seen = await self.events(subject, lambda es: len(es) >= count, stream=stream)
+        return [e for e, _ in seen]
 
 
 async def eventually(check: Callable[[], Any], *, within: float = 15, interval: float = 0.05) -> Any:
