@@ -13,9 +13,12 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 DEV_SECRET = "dev-secret"
+RESTART_BACKOFF = 2.0
 
 
 def _logging() -> None:
@@ -81,6 +84,21 @@ def _http_ready(port: int) -> bool:
         return False
 
 
+def supervise(services: Any, roles: dict[str, Any], env: dict[str, str], stopping: Callable[[], bool]) -> None:
+    """Restart a role that died (as an orchestrator would), at most once every RESTART_BACKOFF seconds."""
+    log = logging.getLogger("scheduling.dev")
+    last_start = {role: time.monotonic() for role in roles}
+    while not stopping():
+        for role, service in list(roles.items()):
+            if service.process.poll() is None or time.monotonic() - last_start[role] < RESTART_BACKOFF:
+                continue
+            log.error("%s exited with %s; restarting it", role, service.process.returncode)
+            services.services.remove(service)
+            roles[role] = services.spawn_role(role, env)
+            last_start[role] = time.monotonic()
+        time.sleep(0.2)
+
+
 def run_dev(data_dir: Path) -> int:
     from scheduling import stack
 
@@ -122,10 +140,10 @@ def run_dev(data_dir: Path) -> int:
 
         os.environ.update(env)
         asyncio.run(kafka.ensure_topics(Settings()))
-        roles = [services.spawn_role(role, env) for role in ("projector", "bridge", "worker")]
+        roles = {role: services.spawn_role(role, env) for role in ("projector", "bridge", "worker")}
         deadline = time.monotonic() + 120
         while not stopping:
-            if any(r.process.poll() is not None for r in roles):
+            if any(r.process.poll() is not None for r in roles.values()):
                 log.error("a role exited during start-up; see the logs in %s", data_dir)
                 return 1
             if _http_ready(port) and _probe(services.nats, secret or ""):
@@ -140,11 +158,7 @@ def run_dev(data_dir: Path) -> int:
                 f"postgres={services.postgres}",
                 flush=True,
             )
-        while not stopping:
-            if any(r.process.poll() is not None for r in roles):
-                log.error("a role exited; stopping everything")
-                return 1
-            time.sleep(0.2)
+        supervise(services, roles, env, lambda: stopping)
         return 0
     finally:
         services.stop()

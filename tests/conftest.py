@@ -38,6 +38,14 @@ class Service:
     kafka: str
     postgres: str
     data_dir: Path
+    pid: int
+
+    def role(self, name: str) -> psutil.Process:
+        """The running process of one role (`worker`, `bridge`, `projector`) under `scheduling dev`."""
+        for child in psutil.Process(self.pid).children(recursive=True):
+            if child.cmdline()[-2:] == ["scheduling.cli", name]:
+                return child
+        raise LookupError(f"no running {name}")
 
     def token(self, tenant: str = "t1", scope: str = "scheduling:read scheduling:write", **claims: Any) -> str:
         return jwt.encode({"tenant": tenant, "sub": "tester", "scope": scope, **claims}, SECRET, algorithm="HS256")
@@ -88,7 +96,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     )
     try:
         ready = _read_ready(process, 120)
-        yield Service(ready["http"], ready["nats"], ready["kafka"], ready["postgres"], data_dir)
+        yield Service(ready["http"], ready["nats"], ready["kafka"], ready["postgres"], data_dir, process.pid)
     finally:
         children = psutil.Process(process.pid).children(recursive=True) if process.poll() is None else []
         process.send_signal(signal.SIGTERM)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
 from collections.abc import Callable
@@ -106,10 +107,12 @@ class Client:
 
 
 async def eventually(check: Callable[[], Any], *, within: float = 15, interval: float = 0.05) -> Any:
-    """Poll an async condition until it returns a truthy value, or fail at the deadline."""
+    """Poll a condition (sync or async) until it returns a truthy value, or fail at the deadline."""
     deadline = time.monotonic() + within
     while True:
-        value = await check()
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if time.monotonic() > deadline:

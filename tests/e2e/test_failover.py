@@ -1,0 +1,79 @@
+"""A worker killed in the middle of a booking burst: no booking lost, none doubled, every reply honoured.
+
+Clients retry a command whose reply timed out with the same idempotency key, as the contract invites.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+import pytest
+from conftest import unique
+from support.client import Client, eventually
+
+SLOTS = 24
+
+
+async def _book_until_answered(client: Client, body: dict[str, Any], key: str) -> dict[str, Any]:
+    for _ in range(8):
+        try:
+            return await client.command("appointment.book", body, headers={"Nats-Msg-Id": key})
+        except TimeoutError:
+            continue
+    raise AssertionError(f"booking {key} never answered")
+
+
+@pytest.mark.slow
+async def test_killing_the_worker_mid_burst_loses_and_doubles_nothing(service: Any) -> None:
+    async with Client(service) as client:
+        schedule = await client.ok(
+            "schedule.create",
+            {
+                "actor": {"reference": unique("Practitioner/f"), "type": "Practitioner"},
+                "locationId": "loc",
+                "serviceType": "gp",
+                "planningHorizon": {"start": "2027-03-01T00:00:00Z", "end": "2027-03-02T00:00:00Z"},
+                "availabilityPattern": {
+                    "windows": [{"daysOfWeek": ["mon"], "startTime": "08:00", "endTime": "14:00"}],
+                    "slotMinutes": 15,
+                    "timezone": "UTC",
+                },
+            },
+        )
+        status, body, _ = await client.get(f"/schedules/{schedule['id']}/slots", limit="100")
+        slots = [s["id"] for s in body["data"]]
+        assert len(slots) == SLOTS
+
+        answered: list[dict[str, Any]] = []
+
+        async def book(i: int) -> dict[str, Any]:
+            reply = await _book_until_answered(
+                client, {"slotId": slots[i % SLOTS], "patientId": f"p{i}"}, unique(f"burst{i}")
+            )
+            answered.append(reply)
+            return reply
+
+        burst = [asyncio.create_task(book(i)) for i in range(2 * SLOTS)]
+        await eventually(lambda: len(answered) >= 6, within=60, interval=0.01)
+        worker = service.role("worker")
+        worker.send_signal(signal.SIGKILL)
+        replies = await asyncio.gather(*burst)
+
+        ok = [r["data"] for r in replies if r["ok"]]
+        refused = [r["error"]["code"] for r in replies if not r["ok"]]
+        assert len(ok) == SLOTS and sorted(a["slotId"] for a in ok) == sorted(slots)
+        assert set(refused) <= {"SLOT_NOT_AVAILABLE"} and len(refused) == SLOTS
+
+        status, body, _ = await client.get(f"/schedules/{schedule['id']}/slots", limit="100")
+        assert {s["status"] for s in body["data"]} == {"busy"}
+        for appointment in ok:
+            status, body, _ = await client.get(f"/appointments/{appointment['id']}")
+            assert status == 200 and body["data"]["status"] == "booked"
+        mine = {f"appointments/{a['id']}" for a in ok}
+        created = await client.events(
+            "scheduling.events.appointment.created", lambda es: mine <= {e["subject"] for e in es}, within=60
+        )
+        ours = [e for e, _ in created if e["data"]["slotId"] in set(slots)]
+        assert len(ours) == len({e["id"] for e in ours}) == SLOTS and {e["subject"] for e in ours} == mine
