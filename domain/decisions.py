@@ -9,13 +9,13 @@ until the caller applies the decision, so a refusal changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
 
 from domain.errors import DomainError, ErrorCode
 from domain.ids import event_id
 from domain.model import Entity
-from domain.resource import ResourceIndex
+from domain.resource import DayIndex, ResourceIndex, day_key
 
 E = TypeVar("E", bound=Entity)
 
@@ -31,6 +31,8 @@ class State(Protocol):
     def entity(self, kind: str, entity_id: str) -> Entity | None: ...
 
     def resource(self, token: str) -> ResourceIndex | None: ...
+
+    def day(self, token: str, day: date) -> DayIndex | None: ...
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class Decision:
     data: dict[str, Any] | None = None
     error: DomainError | None = None
     changes: list[Entity] = field(default_factory=list)
-    indexes: list[ResourceIndex] = field(default_factory=list)
+    indexes: list[ResourceIndex | DayIndex] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     follow_ups: list[FollowUp] = field(default_factory=list)
 
@@ -99,6 +101,7 @@ class Session:
         self.ctx = ctx
         self._entities: dict[tuple[str, str], Entity] = {}
         self._indexes: dict[str, ResourceIndex] = {}
+        self._days: dict[str, DayIndex] = {}
         self._events: list[Event] = []
         self._follow_ups: list[FollowUp] = []
 
@@ -137,6 +140,13 @@ class Session:
     def save_index(self, index: ResourceIndex) -> None:
         self._indexes[index.token] = index
 
+    def day(self, token: str, day: date) -> DayIndex:
+        key = day_key(token, day)
+        return self._days.get(key) or self._state.day(token, day) or DayIndex(token=token, day=day)
+
+    def save_day(self, index: DayIndex) -> None:
+        self._days[index.key] = index
+
     def emit(self, event_type: str, entity: Entity, extra: dict[str, Any] | None = None) -> None:
         data = entity.dump()
         if extra:
@@ -157,7 +167,7 @@ class Session:
         return Decision(
             data=data,
             changes=list(self._entities.values()),
-            indexes=list(self._indexes.values()),
+            indexes=[*self._indexes.values(), *self._days.values()],
             events=list(self._events),
             follow_ups=list(self._follow_ups),
         )

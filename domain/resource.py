@@ -1,16 +1,24 @@
-"""Per-resource index kept by the resource's actor beside the entities.
+"""Per-resource indexes kept by the resource's actor beside the entities.
 
-It holds exactly what a decision needs without scanning: the intervals of the
-resource's slots (overlap checks), which appointment holds which slot and the
-intervals of active appointments (double-booking), and the waiting waitlist
-entries (auto-fill on cancellation).
+They hold exactly what a decision needs without scanning, and are split so
+that one booking rewrites a few small records, not a resource's whole calendar:
+
+- `ResourceIndex` (one per resource): its schedules and waiting waitlist entries;
+- `DayIndex` (one per resource and UTC day): the slots and active appointments
+  that start that day, and which appointment holds which slot.
+
+A slot or appointment lasts at most MAX_SPAN, so whatever overlaps a period
+starts on one of the days `days_touching` lists.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from typing import ClassVar
 
 from domain.model import Model, Period
+
+MAX_SPAN = timedelta(hours=24)
 
 
 class SlotRef(Model):
@@ -18,19 +26,42 @@ class SlotRef(Model):
     start: datetime
     end: datetime
 
+    @property
+    def period(self) -> Period:
+        return Period(start=self.start, end=self.end)
+
 
 class ResourceIndex(Model):
+    KIND: ClassVar[str] = "resource"
     token: str
     schedules: list[str] = []
+    waitlist: list[str] = []
+
+    @property
+    def key(self) -> str:
+        return self.token
+
+
+class DayIndex(Model):
+    KIND: ClassVar[str] = "day"
+    token: str
+    day: date
     slots: dict[str, SlotRef] = {}
     #: slot id -> id of the active appointment that holds it
     holders: dict[str, str] = {}
     #: active appointment id -> its period
     appointments: dict[str, Period] = {}
-    waitlist: list[str] = []
 
-    def overlapping_appointments(self, period: Period, *, excluding: str | None = None) -> list[str]:
-        return sorted(aid for aid, p in self.appointments.items() if aid != excluding and p.overlaps(period))
+    @property
+    def key(self) -> str:
+        return day_key(self.token, self.day)
 
-    def schedule_slots(self, schedule_id: str) -> dict[str, SlotRef]:
-        return {sid: ref for sid, ref in self.slots.items() if ref.schedule_id == schedule_id}
+
+def day_key(token: str, day: date) -> str:
+    return f"{token}:{day.isoformat()}"
+
+
+def days_touching(period: Period) -> list[date]:
+    first = (period.start - MAX_SPAN).date()
+    last = period.end.date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from domain import commands as c
+from domain.calendar import Calendar
 from domain.decisions import (
     ADMIN,
     DOUBLE_BOOK,
@@ -40,7 +41,7 @@ from domain.model import (
     WaitlistStatus,
 )
 from domain.pattern import PatternTooLarge, expand
-from domain.resource import ResourceIndex, SlotRef
+from domain.resource import MAX_SPAN, ResourceIndex
 from domain.status import ACTIVE, AppointmentStatus, can_transition
 
 S = AppointmentStatus
@@ -117,37 +118,22 @@ def _in_exception(session: Session, slot: Slot) -> bool:
     )
 
 
-def _hold(
-    session: Session,
-    index: ResourceIndex,
-    slot: Slot,
-    appointment: Appointment,
-    status: SlotStatus,
-) -> ResourceIndex:
+def _hold(session: Session, slot: Slot, appointment: Appointment, status: SlotStatus) -> None:
     session.save(slot.model_copy(update={"status": status}))
-    return index.model_copy(
-        update={
-            "holders": {**index.holders, slot.id: appointment.id},
-            "appointments": {**index.appointments, appointment.id: appointment.period},
-        }
-    )
+    Calendar(session, token_of(slot.id)).hold(slot, appointment)
 
 
-def _release(session: Session, index: ResourceIndex, appointment: Appointment) -> tuple[ResourceIndex, Slot | None]:
+def _release(session: Session, appointment: Appointment) -> Slot | None:
     """Give the appointment's slot and time back; the slot stays unavailable inside an exception.
 
-    Returns the index after the release and the slot if it became free.
+    Returns the slot if it became free.
     """
-    holders = dict(index.holders)
-    freed: Slot | None = None
     slot = session.find(Slot, appointment.slot_id)
-    if slot is not None and holders.get(slot.id) == appointment.id:
-        del holders[slot.id]
-        status = SlotStatus.BUSY_UNAVAILABLE if _in_exception(session, slot) else SlotStatus.FREE
-        saved = session.save(slot.model_copy(update={"status": status}))
-        freed = saved if status is SlotStatus.FREE else None
-    appointments = {k: v for k, v in index.appointments.items() if k != appointment.id}
-    return index.model_copy(update={"holders": holders, "appointments": appointments}), freed
+    if not Calendar(session, token_of(appointment.id)).release(slot, appointment) or slot is None:
+        return None
+    status = SlotStatus.BUSY_UNAVAILABLE if _in_exception(session, slot) else SlotStatus.FREE
+    saved = session.save(slot.model_copy(update={"status": status}))
+    return saved if status is SlotStatus.FREE else None
 
 
 def _matches(entry: WaitlistEntry, slot: Slot) -> bool:
@@ -160,7 +146,7 @@ def _matches(entry: WaitlistEntry, slot: Slot) -> bool:
     )
 
 
-def _offer_to_waitlist(session: Session, index: ResourceIndex, slot: Slot | None) -> None:
+def _offer_to_waitlist(session: Session, slot: Slot | None) -> None:
     """Tell the best matching waiting entry (priority, then age) that the slot is free. Books nothing.
 
     Entries for this provider are asked first; if none matches, the entries for any provider
@@ -168,7 +154,7 @@ def _offer_to_waitlist(session: Session, index: ResourceIndex, slot: Slot | None
     """
     if slot is None:
         return
-    if not _offer_best(session, index, slot):
+    if not _offer_best(session, session.index(token_of(slot.id)), slot):
         session.follow_up(resource_token(session.ctx.tenant, "*"), c.OfferSlotToWaitlist.NAME, {"slot": slot.dump()})
 
 
@@ -207,8 +193,7 @@ def _book_into(
         raise DomainError(ErrorCode.SLOT_NOT_AVAILABLE, f"slot {slot.id} is {slot.status.value}")
     schedule = session.get(Schedule, slot.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
     token = token_of(slot.id)
-    index = session.index(token)
-    overlapping = index.overlapping_appointments(slot.period)
+    overlapping = Calendar(session, token).overlapping_appointments(slot.period)
     if overlapping and not allow_double_booking:
         raise DomainError(
             ErrorCode.DOUBLE_BOOKING_DETECTED,
@@ -237,7 +222,7 @@ def _book_into(
         raise validation_error([{"field": "commandId", "message": "already used for another appointment"}])
     if overlapping:
         slot = slot.model_copy(update={"overbooked": True})
-    session.save_index(_hold(session, index, slot, appointment, slot_status))
+    _hold(session, slot, appointment, slot_status)
     saved = session.save(appointment)
     session.emit("appointment.created", saved)
     return saved.dump()
@@ -287,8 +272,9 @@ def portal_request(cmd: c.BridgePortalAppointment, session: Session) -> dict[str
 
 
 def _find_free_slot(session: Session, cmd: c.BridgePortalAppointment) -> str:
-    index = session.index(resource_token(session.ctx.tenant, cmd.provider_id or "*"))
-    for slot_id, ref in sorted(index.slots.items(), key=lambda kv: kv[1].start):
+    assert cmd.start is not None and cmd.end is not None
+    calendar = Calendar(session, resource_token(session.ctx.tenant, cmd.provider_id or "*"))
+    for slot_id, ref in calendar.slots(Period(start=cmd.start, end=cmd.end)):
         if ref.start == cmd.start and ref.end == cmd.end:
             slot = session.find(Slot, slot_id)
             if slot is not None and slot.status is SlotStatus.FREE:
@@ -316,8 +302,7 @@ def reschedule(cmd: c.RescheduleAppointment, session: Session) -> dict[str, Any]
     new_slot = session.get(Slot, cmd.new_slot_id, ErrorCode.SLOT_NOT_FOUND)
     if new_slot.id == appointment.slot_id or new_slot.status is not SlotStatus.FREE:
         raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, f"slot {new_slot.id} is not free")
-    index = session.index(token)
-    overlapping = index.overlapping_appointments(new_slot.period, excluding=appointment.id)
+    overlapping = Calendar(session, token).overlapping_appointments(new_slot.period, excluding=appointment.id)
     if overlapping:
         raise DomainError(
             ErrorCode.DOUBLE_BOOKING_DETECTED,
@@ -326,12 +311,11 @@ def reschedule(cmd: c.RescheduleAppointment, session: Session) -> dict[str, Any]
         )
     slot_status = SlotStatus.BUSY_TENTATIVE if appointment.status is S.PROPOSED else SlotStatus.BUSY
     moved = appointment.model_copy(update={"slot_id": new_slot.id, "start": new_slot.start, "end": new_slot.end})
-    index, freed = _release(session, index, appointment)
-    index = _hold(session, index, new_slot, moved, slot_status)
-    session.save_index(index)
+    freed = _release(session, appointment)
+    _hold(session, new_slot, moved, slot_status)
     saved = session.save(moved)
     session.emit("appointment.updated", saved)
-    _offer_to_waitlist(session, index, freed)
+    _offer_to_waitlist(session, freed)
     return saved.dump()
 
 
@@ -353,18 +337,16 @@ def _transition(
     if reason is not None:
         update["cancellation_reason"] = reason
     changed = appointment.model_copy(update=update)
-    index = session.index(token_of(appointment.id))
     freed: Slot | None = None
     if new in RELEASING:
-        index, freed = _release(session, index, appointment)
+        freed = _release(session, appointment)
     elif appointment.status is S.PROPOSED and new in {S.PENDING, S.BOOKED}:
         slot = session.find(Slot, appointment.slot_id)
         if slot is not None and slot.status is SlotStatus.BUSY_TENTATIVE:
             session.save(slot.model_copy(update={"status": SlotStatus.BUSY}))
-    session.save_index(index)
     saved = session.save(changed)
     session.emit(event_type, saved)
-    _offer_to_waitlist(session, index, freed)
+    _offer_to_waitlist(session, freed)
     return saved
 
 
@@ -429,13 +411,12 @@ def create_schedule(cmd: c.CreateSchedule, session: Session) -> dict[str, Any]:
     saved = session.save(schedule)
     session.emit("schedule.published", saved)
     index = session.index(token)
-    index = index.model_copy(update={"schedules": [*index.schedules, schedule.id]})
-    new_slots = dict(index.slots)
+    session.save_index(index.model_copy(update={"schedules": [*index.schedules, schedule.id]}))
+    calendar = Calendar(session, token)
     for period in periods:
         slot = session.save(_new_slot(schedule, period, overbooked=False))
-        new_slots[slot.id] = SlotRef(schedule_id=schedule.id, start=slot.start, end=slot.end)
+        calendar.add_slot(slot)
         session.emit("slot.opened", slot)
-    session.save_index(index.model_copy(update={"slots": new_slots}))
     return {**saved.dump(), "slotCount": len(periods)}
 
 
@@ -472,14 +453,14 @@ def create_slot(cmd: c.CreateSlot, session: Session) -> dict[str, Any]:
                 }
             ]
         )
-    index = session.index(token_of(schedule.id))
-    clash = sorted(
+    if period.end - period.start > MAX_SPAN:
+        raise validation_error([{"field": "end", "message": "a slot lasts at most 24 hours"}])
+    calendar = Calendar(session, token_of(schedule.id))
+    clash = [
         sid
-        for sid, ref in index.schedule_slots(schedule.id).items()
-        if Period(start=ref.start, end=ref.end).overlaps(period)
-        and (s := session.find(Slot, sid)) is not None
-        and s.status is not SlotStatus.ENTERED_IN_ERROR
-    )
+        for sid, _ in calendar.slots(period, schedule.id)
+        if (s := session.find(Slot, sid)) is not None and s.status is not SlotStatus.ENTERED_IN_ERROR
+    ]
     if clash:
         raise validation_error(
             [
@@ -493,16 +474,7 @@ def create_slot(cmd: c.CreateSlot, session: Session) -> dict[str, Any]:
     if _in_exception(session, slot):
         slot = slot.model_copy(update={"status": SlotStatus.BUSY_UNAVAILABLE})
     saved = session.save(slot)
-    session.save_index(
-        index.model_copy(
-            update={
-                "slots": {
-                    **index.slots,
-                    slot.id: SlotRef(schedule_id=schedule.id, start=slot.start, end=slot.end),
-                }
-            }
-        )
-    )
+    calendar.add_slot(saved)
     session.emit("slot.opened", saved)
     return saved.dump()
 
@@ -511,17 +483,15 @@ def add_exception(cmd: c.AddScheduleException, session: Session) -> dict[str, An
     session.ctx.require_scope(WRITE)
     schedule = session.get(Schedule, cmd.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
     period = Period(start=cmd.start, end=cmd.end)
-    index = session.index(token_of(schedule.id))
+    calendar = Calendar(session, token_of(schedule.id))
     conflicts: list[dict[str, Any]] = []
-    for sid, ref in sorted(index.schedule_slots(schedule.id).items(), key=lambda kv: kv[1].start):
-        if not Period(start=ref.start, end=ref.end).overlaps(period):
-            continue
+    for sid, _ in calendar.slots(period, schedule.id):
         slot = session.find(Slot, sid)
         if slot is None:
             continue
         if slot.status is SlotStatus.FREE:
             session.save(slot.model_copy(update={"status": SlotStatus.BUSY_UNAVAILABLE}))
-        elif (holder := index.holders.get(sid)) and (appointment := session.find(Appointment, holder)):
+        elif (holder := calendar.holder(slot)) and (appointment := session.find(Appointment, holder)):
             conflicts.append(appointment.dump())
     saved = session.save(
         schedule.model_copy(

@@ -36,6 +36,26 @@ _ERROR = {
 }
 
 
+#: A wall-clock time of day, as pydantic writes and reads `datetime.time`: JSON Schema's `format: time`
+#: is RFC 3339's full-time, which requires an offset that a pattern's local times do not carry.
+_LOCAL_TIME = {
+    "type": "string",
+    "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$",
+    "description": "local time of day (HH:MM[:SS[.ffffff]]) in the pattern's timezone",
+}
+
+
+def _local_times(node: Any) -> Any:
+    """Replace every `format: time` string schema by `_LOCAL_TIME`."""
+    if isinstance(node, dict):
+        if node.get("format") == "time" and node.get("type") == "string":
+            return {**{k: v for k, v in node.items() if k != "format"}, **_LOCAL_TIME}
+        return {k: _local_times(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_local_times(v) for v in node]
+    return node
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -119,6 +139,7 @@ def document() -> dict[str, Any]:
         )
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
+    schemas = _local_times(schemas)
     # GET /appointments/{id} adds the patient's demographics from the patient cache when it has them
     schemas["AppointmentView"] = _extended(schemas, "Appointment", {"patient": {"type": "object"}})
     schemas["ScheduleCreated"] = _extended(schemas, "Schedule", {"slotCount": {"type": "integer", "minimum": 0}})

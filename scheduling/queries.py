@@ -10,6 +10,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import asyncpg
@@ -87,6 +88,34 @@ def _page(rows: list[asyncpg.Record], limit: int, key: tuple[str, ...]) -> dict[
     return {"data": data, "nextCursor": next_cursor}
 
 
+def _filtered_sql(table: str, extra: str, filters: list[str]) -> str:
+    """A keyset page of `table` by (start_at, id) with equality filters: $1 is the tenant, then the filters."""
+    n = 2 + len(filters)
+    where = "".join(f" AND {column} = ${i}" for i, column in enumerate(filters, start=2))
+    return f"""SELECT id, start_at, data FROM {table}
+           WHERE tenant_id = $1{extra}{where}
+             AND start_at >= ${n} AND start_at < ${n + 1} AND (start_at, id) > (${n + 2}, ${n + 3})
+           ORDER BY start_at, id LIMIT ${n + 4}"""
+
+
+@cache
+def search_slots_sql(by_provider: bool, by_location: bool) -> tuple[str, tuple[str, ...]]:
+    """SearchAvailableSlots' statement for one combination of filters, and the names of its filter arguments.
+
+    One statement per combination rather than `($2 IS NULL OR provider_id = $2)`: a prepared statement's generic
+    plan cannot use an index on a column compared that way, and asyncpg prepares every statement.
+    """
+    filters = [c for c, on in (("provider_id", by_provider), ("location_id", by_location)) if on]
+    return _filtered_sql("slots", " AND status = 'free'", filters), tuple(filters)
+
+
+@cache
+def calendar_sql(by_facility: bool, by_provider: bool) -> tuple[str, tuple[str, ...]]:
+    """GetCalendarView's statement for one combination of filters (see `search_slots_sql`)."""
+    filters = [c for c, on in (("location_id", by_facility), ("provider_id", by_provider)) if on]
+    return _filtered_sql("appointments", "", filters), tuple(filters)
+
+
 async def search_available_slots(
     pool: asyncpg.Pool, tenant: str, provider_id: str | None, location_id: str | None,
     start: datetime, end: datetime, page: Page,
@@ -94,14 +123,9 @@ async def search_available_slots(
     provider_id, location_id = _text(provider_id, "providerId"), _text(location_id, "locationId")
     start, end = _utc(start, "from"), _utc(end, "to")
     after_start, after_id = page.after if page.after else (start, "")
-    rows = await pool.fetch(
-        """SELECT id, start_at, data FROM slots
-           WHERE tenant_id = $1 AND status = 'free'
-             AND ($2::text IS NULL OR provider_id = $2) AND ($3::text IS NULL OR location_id = $3)
-             AND start_at >= $4 AND start_at < $5 AND (start_at, id) > ($6, $7)
-           ORDER BY start_at, id LIMIT $8""",
-        tenant, provider_id, location_id, start, end, after_start, after_id, page.limit + 1,
-    )  # fmt: skip
+    sql, _ = search_slots_sql(provider_id is not None, location_id is not None)
+    filters = [v for v in (provider_id, location_id) if v is not None]
+    rows = await pool.fetch(sql, tenant, *filters, start, end, after_start, after_id, page.limit + 1)
     return _page(rows, page.limit, ("start_at", "id"))
 
 
@@ -156,14 +180,10 @@ async def calendar(
 ) -> dict[str, Any]:  # fmt: skip
     facility_id, provider_id = _text(facility_id, "facilityId"), _text(provider_id, "providerId")
     start, end = _utc(start, "from"), _utc(end, "to")
-    after = page.after or (start, "")
-    rows = await pool.fetch(
-        """SELECT id, start_at, data FROM appointments
-           WHERE tenant_id = $1 AND ($2::text IS NULL OR location_id = $2) AND ($3::text IS NULL OR provider_id = $3)
-             AND start_at >= $4 AND start_at < $5 AND (start_at, id) > ($6, $7)
-           ORDER BY start_at, id LIMIT $8""",
-        tenant, facility_id, provider_id, start, end, after[0], after[1], page.limit + 1,
-    )  # fmt: skip
+    after_start, after_id = page.after or (start, "")
+    sql, _ = calendar_sql(facility_id is not None, provider_id is not None)
+    filters = [v for v in (facility_id, provider_id) if v is not None]
+    rows = await pool.fetch(sql, tenant, *filters, start, end, after_start, after_id, page.limit + 1)
     return _page(rows, page.limit, ("start_at", "id"))
 
 
@@ -195,7 +215,7 @@ async def waitlist(
     """Entries best first, as the waitlist offers them: highest priority, then oldest, then id.
 
     The HTTP layer hands over a one-value cursor; for this list that value is the keyset
-    `priority|createdAt|id` (see `_waitlist_cursor`).
+    `priority|createdAt|id` (see `_waitlist_after`).
     """
     if patient_id is not None:
         patient_id = _text(str(patient_id), "patient_id")
@@ -255,6 +275,9 @@ def preview_pattern(body: Any) -> dict[str, Any]:
             continue
         try:
             parsed[field] = model.model_validate(raw)
+        except TypeError:
+            # domain.model.AvailabilityWindow compares a naive with an offset-aware time ("09:00" vs "10:00Z")
+            details.append({"field": f"{field}.windows", "message": "times of day must not carry an offset"})
         except ValidationError as exc:
             details += [{**d, "field": f"{field}.{d['field']}" if d["field"] else field} for d in pydantic_details(exc)]
     if details:

@@ -77,7 +77,7 @@ def decision_record(env: dict[str, Any], decision: Decision) -> dict[str, Any]:
         "outcome": "ok" if decision.ok else reply["error"]["code"],
         "decidedAt": decided_at,
         "changes": [{"kind": e.kind, "data": e.dump()} for e in decision.changes],
-        "indexes": [i.model_dump(mode="json") for i in decision.indexes],
+        "indexes": [{"kind": i.KIND, "key": i.key, "data": i.model_dump(mode="json")} for i in decision.indexes],
         "events": [
             cloudevent(e, tenant=tenant, causation_id=env["commandId"], time=decided_at) for e in decision.events
         ],

@@ -16,11 +16,14 @@ schedules = app.Table("schedules", **_common)
 slots = app.Table("slots", **_common)
 appointments = app.Table("appointments", **_common)
 waitlist = app.Table("waitlist", **_common)
-#: token -> ResourceIndex (slot intervals, holders, active appointments, waiting entries)
+#: token -> ResourceIndex (the resource's schedules and waiting waitlist entries)
 resources = app.Table("resources", **_common)
+#: "<token>:<day>" -> DayIndex (slots and active appointments starting that UTC day, slot holders)
+resource_days = app.Table("resource_days", **_common)
 #: "<tenant>:<commandId>" -> the decision record: how a repeat or a redelivery is answered
 journal = app.Table("journal", **_common)
 #: "<appointmentId>:<leadMinutes>" -> the time the reminder hand-off was acknowledged
 reminders = app.Table("reminders", **_common)
 
+INDEX_TABLES = {"resource": resources, "day": resource_days}
 ENTITY_TABLES = {"schedule": schedules, "slot": slots, "appointment": appointments, "waitlist": waitlist}

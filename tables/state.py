@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from domain.model import ENTITY_TYPES, Entity
-from domain.resource import ResourceIndex
-from tables import ENTITY_TABLES, resources
+from domain.resource import DayIndex, ResourceIndex, day_key
+from tables import ENTITY_TABLES, INDEX_TABLES, resource_days, resources
 
 
 class TableState:
@@ -19,6 +20,10 @@ class TableState:
     def resource(self, token: str) -> ResourceIndex | None:
         data = resources.get(token)
         return ResourceIndex.model_validate(data) if data is not None else None
+
+    def day(self, token: str, day: date) -> DayIndex | None:
+        data = resource_days.get(day_key(token, day))
+        return DayIndex.model_validate(data) if data is not None else None
 
 
 def apply_changes(changes: list[dict[str, Any]], indexes: list[dict[str, Any]]) -> None:
@@ -33,4 +38,4 @@ def apply_changes(changes: list[dict[str, Any]], indexes: list[dict[str, Any]]) 
         if current is None or current["version"] < data["version"]:
             table[data["id"]] = data
     for index in indexes:
-        resources[index["token"]] = index
+        INDEX_TABLES[index["kind"]][index["key"]] = index["data"]

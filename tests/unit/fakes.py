@@ -10,14 +10,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from domain.commands import Command, parse_command
 from domain.decisions import WRITE, Context, Decision, Event
 from domain.errors import ErrorCode
 from domain.model import Entity
-from domain.resource import ResourceIndex
+from domain.resource import DayIndex, ResourceIndex, day_key
 from domain.usecases import decide
 
 E = TypeVar("E", bound=Entity)
@@ -73,7 +73,7 @@ class InMemoryState:
 
     def __init__(self) -> None:
         self.entities: dict[tuple[str, str], Entity] = {}
-        self.indexes: dict[str, ResourceIndex] = {}
+        self.indexes: dict[str, ResourceIndex | DayIndex] = {}
         self.events: list[Event] = []
         self.follow_up_decisions: list[Decision] = []
 
@@ -83,7 +83,28 @@ class InMemoryState:
         return self.entities.get((kind, entity_id))
 
     def resource(self, token: str) -> ResourceIndex | None:
-        return self.indexes.get(token)
+        found = self.indexes.get(token)
+        assert found is None or isinstance(found, ResourceIndex)
+        return found
+
+    def day(self, token: str, day: date) -> DayIndex | None:
+        found = self.indexes.get(day_key(token, day))
+        assert found is None or isinstance(found, DayIndex)
+        return found
+
+    def calendar(self, token: str) -> DayIndex:
+        """All day buckets of one resource merged, for assertions that do not care about bucketing."""
+        days = [i for i in self.indexes.values() if isinstance(i, DayIndex) and i.token == token]
+        for day in days:  # every item sits in the bucket of the day it starts on
+            assert all(ref.start.date() == day.day for ref in day.slots.values())
+            assert all(p.start.date() == day.day for p in day.appointments.values())
+        return DayIndex(
+            token=token,
+            day=date(1970, 1, 1),
+            slots={k: v for d in days for k, v in d.slots.items()},
+            holders={k: v for d in days for k, v in d.holders.items()},
+            appointments={k: v for d in days for k, v in d.appointments.items()},
+        )
 
     # --- applying decisions ---
 
@@ -91,7 +112,7 @@ class InMemoryState:
         for entity in decision.changes:
             self.entities[(entity.kind, entity.id)] = entity
         for index in decision.indexes:
-            self.indexes[index.token] = index
+            self.indexes[index.key] = index
         self.events.extend(decision.events)
 
     def run(self, command: Command, ctx: Context | None = None, *, apply: bool = True) -> Decision:

@@ -108,7 +108,7 @@ def check_invariants(state: InMemoryState) -> None:
     for first, second in zip(ordered, ordered[1:], strict=False):
         assert first.end <= second.start, (first.id, second.id)
 
-    index = state.indexes[resource_token(TENANT, PRACTITIONER)]
+    index = state.calendar(resource_token(TENANT, PRACTITIONER))
     assert index.holders == {a.slot_id: a.id for a in holding}
     assert {aid: (p.start, p.end) for aid, p in index.appointments.items()} == {a.id: (a.start, a.end) for a in holding}
     assert set(index.slots) == set(slots)

@@ -163,8 +163,7 @@ def test_create_schedule_with_pattern_opens_its_slots() -> None:
         assert 9 <= slot.start.hour < 12
         assert slot.end - slot.start == timedelta(minutes=30)
         assert token_of(slot.id) == resource_token(TENANT, PRACTITIONER)
-    index = state.indexes[resource_token(TENANT, PRACTITIONER)]
-    assert set(index.slots) == {s.id for s in slots}
+    assert set(state.calendar(resource_token(TENANT, PRACTITIONER)).slots) == {s.id for s in slots}
 
 
 def test_second_schedule_of_the_same_actor_shares_the_resource_index() -> None:
@@ -214,7 +213,7 @@ def test_create_slot_opens_a_free_slot() -> None:
     assert decision.events[0].data == data
     assert token_of(data["id"]) == token_of(schedule["id"])
     assert state.get(Schedule, schedule["id"]).version == 1  # the schedule itself is not changed
-    assert data["id"] in state.indexes[token_of(schedule["id"])].slots
+    assert data["id"] in state.calendar(token_of(schedule["id"])).slots
 
 
 def test_create_slot_keeps_the_overbooked_flag() -> None:
@@ -286,7 +285,7 @@ def test_book_books_the_slot(world: World) -> None:
     assert slot.version == 2
     assert slot.overbooked is False
     assert {(e.kind, e.id) for e in decision.changes} == {("slot", slot.id), ("appointment", data["id"])}
-    index = world.state.indexes[world.token]
+    index = world.state.calendar(world.token)
     assert index.holders == {slot.id: data["id"]}
     assert set(index.appointments) == {data["id"]}
 
@@ -363,7 +362,7 @@ def test_double_booking_override_with_permission_overbooks_the_slot(scopes: tupl
     assert slot.overbooked is True
     assert slot.version == 2
     assert state.get(Slot, a).overbooked is False
-    assert set(state.indexes[resource_token(TENANT, PRACTITIONER)].appointments) == {first["id"], second["id"]}
+    assert set(state.calendar(resource_token(TENANT, PRACTITIONER)).appointments) == {first["id"], second["id"]}
 
 
 def test_override_without_overlap_does_not_mark_the_slot_overbooked(world: World) -> None:
@@ -485,7 +484,7 @@ def test_reschedule_moves_the_appointment(world: World) -> None:
     old, new = world.slot(0), world.slot(2)
     assert (old.status.value, old.version) == ("free", 3)
     assert (new.status.value, new.version) == ("busy", 2)
-    index = world.state.indexes[world.token]
+    index = world.state.calendar(world.token)
     assert index.holders == {new.id: appointment["id"]}
     assert index.appointments[appointment["id"]].start == new.start
 
@@ -597,7 +596,7 @@ def test_releasing_statuses_free_the_slot(world: World, status: str) -> None:
     decision = world.status(appointment["id"], status)
     assert event_types(decision) == [f"appointment.{status}"]
     assert (world.slot(0).status.value, world.slot(0).version) == ("free", 3)
-    assert world.state.indexes[world.token].holders == {}
+    assert world.state.calendar(world.token).holders == {}
     ok(book(world.state, world.slots[0], "pat-2"))
 
 
@@ -608,7 +607,7 @@ def test_fulfilled_keeps_the_slot(world: World) -> None:
     assert ok(decision)["version"] == 3
     assert event_types(decision) == ["appointment.fulfilled"]
     assert world.slot(0).status.value == "busy"
-    assert world.state.indexes[world.token].holders == {world.slots[0]: appointment["id"]}
+    assert world.state.calendar(world.token).holders == {world.slots[0]: appointment["id"]}
 
 
 @pytest.mark.parametrize("path", [["booked"], ["pending", "booked"]])
@@ -665,7 +664,7 @@ def test_cancel_frees_the_slot(world: World) -> None:
     assert decision.events[0].subject == f"appointments/{appointment['id']}"
     slot = world.slot(0)
     assert (slot.status.value, slot.version) == ("free", 3)
-    index = world.state.indexes[world.token]
+    index = world.state.calendar(world.token)
     assert index.holders == {} and index.appointments == {}
     ok(book(world.state, world.slots[0], "pat-2"))
 
@@ -890,7 +889,7 @@ def test_cancelling_inside_an_exception_leaves_the_slot_unavailable(world: World
     assert event_types(decision) == ["appointment.cancelled"]  # nothing to offer
     slot = world.slot(0)
     assert (slot.status.value, slot.version) == ("busy-unavailable", 3)
-    assert world.state.indexes[world.token].holders == {}
+    assert world.state.calendar(world.token).holders == {}
     assert_refused(book(world.state, world.slots[0]), ErrorCode.SLOT_NOT_AVAILABLE, 409)
 
 

@@ -1,0 +1,66 @@
+"""A resource's calendar as one decision sees it: day buckets read and written through the session."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from domain.model import Appointment, Period, Slot
+from domain.resource import DayIndex, SlotRef, days_touching
+
+if TYPE_CHECKING:
+    from domain.decisions import Session
+
+
+class Calendar:
+    def __init__(self, session: Session, token: str) -> None:
+        self._session = session
+        self._token = token
+
+    def _bucket(self, start: Period | Slot | Appointment) -> DayIndex:
+        return self._session.day(self._token, start.start.date())
+
+    def slots(self, period: Period, schedule_id: str | None = None) -> list[tuple[str, SlotRef]]:
+        """Slots overlapping `period` (of one schedule if given), by start."""
+        found = [
+            (sid, ref)
+            for day in days_touching(period)
+            for sid, ref in self._session.day(self._token, day).slots.items()
+            if ref.period.overlaps(period) and schedule_id in (None, ref.schedule_id)
+        ]
+        return sorted(found, key=lambda item: (item[1].start, item[0]))
+
+    def overlapping_appointments(self, period: Period, *, excluding: str | None = None) -> list[str]:
+        return sorted(
+            aid
+            for day in days_touching(period)
+            for aid, p in self._session.day(self._token, day).appointments.items()
+            if aid != excluding and p.overlaps(period)
+        )
+
+    def holder(self, slot: Slot) -> str | None:
+        return self._bucket(slot).holders.get(slot.id)
+
+    def add_slot(self, slot: Slot) -> None:
+        bucket = self._bucket(slot)
+        ref = SlotRef(schedule_id=slot.schedule_id, start=slot.start, end=slot.end)
+        self._session.save_day(bucket.model_copy(update={"slots": {**bucket.slots, slot.id: ref}}))
+
+    def hold(self, slot: Slot, appointment: Appointment) -> None:
+        bucket = self._bucket(slot)
+        self._session.save_day(bucket.model_copy(update={"holders": {**bucket.holders, slot.id: appointment.id}}))
+        bucket = self._bucket(appointment)
+        self._session.save_day(
+            bucket.model_copy(update={"appointments": {**bucket.appointments, appointment.id: appointment.period}})
+        )
+
+    def release(self, slot: Slot | None, appointment: Appointment) -> bool:
+        """Forget the appointment's time; True if it held `slot`, which the caller then frees."""
+        bucket = self._bucket(appointment)
+        rest = {k: v for k, v in bucket.appointments.items() if k != appointment.id}
+        self._session.save_day(bucket.model_copy(update={"appointments": rest}))
+        if slot is None or self.holder(slot) != appointment.id:
+            return False
+        bucket = self._bucket(slot)
+        holders = {k: v for k, v in bucket.holders.items() if k != slot.id}
+        self._session.save_day(bucket.model_copy(update={"holders": holders}))
+        return True

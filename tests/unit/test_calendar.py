@@ -1,0 +1,75 @@
+"""The resource calendar is bucketed by day: overlaps across midnight, bounded writes per booking."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from fakes import (
+    MONDAY,
+    InMemoryState,
+    assert_refused,
+    at,
+    book,
+    cmd,
+    create_schedule,
+    create_slot,
+    iso,
+    ok,
+    pattern_body,
+)
+
+from domain.errors import ErrorCode
+from domain.resource import DayIndex
+
+
+def test_an_appointment_across_midnight_blocks_an_overlapping_slot_of_the_next_day() -> None:
+    state = InMemoryState()
+    first = create_schedule(state)
+    second = create_schedule(state)  # same practitioner, another schedule
+    late = create_slot(state, first["id"], at(23, 30), minutes=60)  # 23:30 -> 00:30 next day
+    early = create_slot(state, second["id"], at(0, 0, day=1), minutes=30)  # 00:00 -> 00:30
+    ok(book(state, late["id"]))
+    assert_refused(book(state, early["id"], "pat-2"), ErrorCode.DOUBLE_BOOKING_DETECTED, 409)
+
+
+def test_a_slot_longer_than_a_day_is_refused() -> None:
+    state = InMemoryState()
+    schedule = create_schedule(state)
+    command = cmd(
+        "slot.create", scheduleId=schedule["id"], start=iso(at(9)), end=iso(at(9, day=1) + timedelta(minutes=1))
+    )
+    refusal = assert_refused(state.run(command), ErrorCode.VALIDATION_FAILED, 400)
+    assert refusal["details"][0]["field"] == "end"
+
+
+def test_a_booking_writes_one_day_bucket_not_the_whole_calendar() -> None:
+    state = InMemoryState()
+    schedule = create_schedule(
+        state, days=90, pattern=pattern_body(["mon", "tue", "wed", "thu", "fri"], "08:00", "16:00", minutes=15)
+    )
+    assert schedule["slotCount"] == 65 * 32  # 65 weekdays in 90 days from a Monday
+    slot_id = next(eid for kind, eid in state.entities if kind == "slot")
+    decision = book(state, slot_id)
+    assert decision.ok
+    buckets = [i for i in decision.indexes if isinstance(i, DayIndex)]
+    assert len(buckets) == 1 and len(decision.indexes) == 1
+    assert len(json.dumps(buckets[0].model_dump(mode="json"))) < 10_000
+
+
+def test_slot_search_by_exact_time_finds_the_portal_slot_in_its_bucket() -> None:
+    state = InMemoryState()
+    create_schedule(state, pattern=pattern_body(["mon"], "09:00", "10:00", minutes=30))
+    start = MONDAY + timedelta(hours=9, minutes=30)
+    decision = state.run(
+        cmd(
+            "portal.appointment.requested",
+            requestId="r-1",
+            patientId="pat-1",
+            providerId="Practitioner/p1",
+            start=iso(start),
+            end=iso(start + timedelta(minutes=30)),
+            serviceType="consultation",
+        )
+    )
+    assert ok(decision)["status"] == "proposed" and ok(decision)["start"] == iso(start).replace("+00:00", "Z")
