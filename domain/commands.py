@@ -166,6 +166,20 @@ class MarkReminderSent(Command):
     lead_minutes: Annotated[int, Field(ge=1)]
 
 
+class OpenScheduleSlots(Command):
+    """Internal: open the next part of a schedule's pattern slots, from `start` on.
+
+    A pattern over a long horizon opens thousands of slots; opening them in parts keeps
+    every decision record (and journal entry) small. `reply` is the caller's answer,
+    given when the last part is opened.
+    """
+
+    NAME: ClassVar[str] = "schedule.open-slots"
+    schedule_id: Id
+    start: UtcDatetime
+    reply: dict[str, Any]
+
+
 class OfferSlotToWaitlist(Command):
     """Internal: a slot of some provider became free; offer it to waiting entries for any provider."""
 
@@ -190,6 +204,7 @@ COMMANDS: dict[str, type[Command]] = {
         DispatchReminder,
         MarkReminderSent,
         OfferSlotToWaitlist,
+        OpenScheduleSlots,
     )
 }
 

@@ -64,6 +64,8 @@ class FollowUp:
     token: str
     command: str
     body: dict[str, Any]
+    #: the caller's reply waits for this follow-up (a decision split in parts answers at its last part)
+    carries_reply: bool = False
 
 
 @dataclass
@@ -160,8 +162,8 @@ class Session:
             )
         )
 
-    def follow_up(self, token: str, command: str, body: dict[str, Any]) -> None:
-        self._follow_ups.append(FollowUp(token, command, body))
+    def follow_up(self, token: str, command: str, body: dict[str, Any], *, carries_reply: bool = False) -> None:
+        self._follow_ups.append(FollowUp(token, command, body, carries_reply))
 
     def decision(self, data: dict[str, Any]) -> Decision:
         return Decision(

@@ -71,6 +71,8 @@ def command_token(command: c.Command, tenant: str) -> str:
             return token_of(eid)
         case c.OfferSlotToWaitlist():
             return resource_token(tenant, "*")
+        case c.OpenScheduleSlots(schedule_id=sid):
+            return token_of(sid)
         case c.BridgePortalAppointment(slot_id=sid, provider_id=provider):
             return token_of(sid) if sid else resource_token(tenant, provider or "*")
     return resource_token(tenant, "*")
@@ -412,12 +414,41 @@ def create_schedule(cmd: c.CreateSchedule, session: Session) -> dict[str, Any]:
     session.emit("schedule.published", saved)
     index = session.index(token)
     session.save_index(index.model_copy(update={"schedules": [*index.schedules, schedule.id]}))
-    calendar = Calendar(session, token)
-    for period in periods:
-        slot = session.save(_new_slot(schedule, period, overbooked=False))
-        calendar.add_slot(slot)
-        session.emit("slot.opened", slot)
-    return {**saved.dump(), "slotCount": len(periods)}
+    reply = {**saved.dump(), "slotCount": len(periods)}
+    return _open_slots(session, saved, periods, reply)
+
+
+#: Slots opened by one decision; a longer pattern is opened in parts, each its own small decision.
+SLOTS_PER_DECISION = 250
+
+
+def _open_slots(session: Session, schedule: Schedule, periods: list[Period], reply: dict[str, Any]) -> dict[str, Any]:
+    """Open up to SLOTS_PER_DECISION slots; the rest by a follow-up on the same partition, which answers."""
+    calendar = Calendar(session, token_of(schedule.id))
+    for period in periods[:SLOTS_PER_DECISION]:
+        slot = _new_slot(schedule, period, overbooked=False)
+        if session.exists("slot", slot.id):  # a part decided again after a redelivery
+            continue
+        if _in_exception(session, slot):
+            slot = slot.model_copy(update={"status": SlotStatus.BUSY_UNAVAILABLE})
+        saved = session.save(slot)
+        calendar.add_slot(saved)
+        session.emit("slot.opened", saved)
+    if len(periods) <= SLOTS_PER_DECISION:
+        return reply
+    rest = periods[SLOTS_PER_DECISION]
+    body = {"scheduleId": schedule.id, "start": rest.start.isoformat(), "reply": reply}
+    session.follow_up(token_of(schedule.id), c.OpenScheduleSlots.NAME, body, carries_reply=True)
+    return reply
+
+
+def open_schedule_slots(cmd: c.OpenScheduleSlots, session: Session) -> dict[str, Any]:
+    session.ctx.require_scope(WRITE)
+    schedule = session.get(Schedule, cmd.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
+    if schedule.availability_pattern is None or cmd.start >= schedule.planning_horizon.end:
+        return cmd.reply
+    within = Period(start=cmd.start, end=schedule.planning_horizon.end)
+    return _open_slots(session, schedule, expand(schedule.availability_pattern, within), cmd.reply)
 
 
 def _new_slot(schedule: Schedule, period: Period, *, overbooked: bool) -> Slot:
@@ -597,4 +628,5 @@ HANDLERS: dict[type[c.Command], Callable[[Any, Session], dict[str, Any]]] = {
     c.FulfillWaitlistEntry: fulfill_waitlist,
     c.MarkReminderSent: reminder_sent,
     c.OfferSlotToWaitlist: offer_slot,
+    c.OpenScheduleSlots: open_schedule_slots,
 }

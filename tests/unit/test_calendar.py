@@ -17,10 +17,12 @@ from fakes import (
     iso,
     ok,
     pattern_body,
+    schedule_body,
 )
 
 from domain.errors import ErrorCode
 from domain.resource import DayIndex
+from domain.usecases import SLOTS_PER_DECISION
 
 
 def test_an_appointment_across_midnight_blocks_an_overlapping_slot_of_the_next_day() -> None:
@@ -73,3 +75,45 @@ def test_slot_search_by_exact_time_finds_the_portal_slot_in_its_bucket() -> None
         )
     )
     assert ok(decision)["status"] == "proposed" and ok(decision)["start"] == iso(start).replace("+00:00", "Z")
+
+
+def test_a_long_pattern_is_opened_in_small_parts_and_the_last_part_answers() -> None:
+    from scheduling.records import decision_record
+
+    state = InMemoryState()
+    body = schedule_body(
+        days=90, pattern=pattern_body(["mon", "tue", "wed", "thu", "fri"], "08:00", "16:00", minutes=15)
+    )
+    first = state.run(cmd("schedule.create", **body))
+    assert len([e for e in first.events if e.type == "slot.opened"]) == SLOTS_PER_DECISION
+    assert [(f.command, f.carries_reply) for f in first.follow_ups] == [("schedule.open-slots", True)]
+    parts = [first, *state.follow_up_decisions]
+    assert len(parts) == -(-2080 // SLOTS_PER_DECISION)
+    opened = [e.data["id"] for part in parts for e in part.events if e.type == "slot.opened"]
+    assert len(opened) == len(set(opened)) == 2080
+    assert all(part.data == first.data for part in parts) and first.data["slotCount"] == 2080
+
+    env = {
+        "deliveryId": "d",
+        "commandId": "c",
+        "type": "schedule.create",
+        "claims": {"tenant": "t1"},
+        "replyTo": "inbox",
+    }
+    record = decision_record(env, first)
+    assert record["replyTo"] is None and record["followUps"][0]["envelope"]["replyTo"] == "inbox"
+    assert len(json.dumps(record)) < 512 * 1024
+    (final,) = [part for part in parts if not part.follow_ups]
+    last = decision_record({**env, "deliveryId": "d:0"}, final)
+    assert last["replyTo"] == "inbox" and last["followUps"] == []
+
+
+def test_a_part_decided_again_opens_nothing_new() -> None:
+    state = InMemoryState()
+    body = schedule_body(
+        days=90, pattern=pattern_body(["mon", "tue", "wed", "thu", "fri"], "08:00", "16:00", minutes=15)
+    )
+    first = state.run(cmd("schedule.create", **body))
+    follow_up = first.follow_ups[0]
+    again = state.run(cmd(follow_up.command, **follow_up.body), apply=False)
+    assert again.ok and [e for e in again.events if e.type == "slot.opened"] == []

@@ -113,6 +113,7 @@ def test_handlers_are_the_use_cases_decided_by_an_actor() -> None:
         c.FulfillWaitlistEntry,
         c.MarkReminderSent,
         c.OfferSlotToWaitlist,
+        c.OpenScheduleSlots,
     }
 
 
