@@ -90,7 +90,9 @@ class CommandBridge:
                 await self._dispatch_reminders(msg, env, command)
                 return
             if isinstance(command, BridgePortalAppointment):
+                # journaled apart from other commands' keys; the events name the portal's own request id
                 env["commandId"] = f"portal:{command.request_id}"
+                env["causationId"] = command.request_id
             elif not msg_id and command.command_id:
                 env["commandId"] = command.command_id
             key = command_token(command, env["claims"]["tenant"]).encode()

@@ -79,7 +79,8 @@ def decision_record(env: dict[str, Any], decision: Decision) -> dict[str, Any]:
         "changes": [{"kind": e.kind, "data": e.dump()} for e in decision.changes],
         "indexes": [{"kind": i.KIND, "key": i.key, "data": i.model_dump(mode="json")} for i in decision.indexes],
         "events": [
-            cloudevent(e, tenant=tenant, causation_id=env["commandId"], time=decided_at) for e in decision.events
+            cloudevent(e, tenant=tenant, causation_id=env.get("causationId") or env["commandId"], time=decided_at)
+            for e in decision.events
         ],
         "deadLetter": _dead_letter(env, decision.error),
         "command": env.get("body") if _dead_letter(env, decision.error) else None,
