@@ -180,6 +180,17 @@ class OpenScheduleSlots(Command):
     reply: dict[str, Any]
 
 
+class ApplyScheduleException(Command):
+    """Internal: close the next part of the slots inside a schedule exception, from `resume_at` on."""
+
+    NAME: ClassVar[str] = "schedule.apply-exception"
+    schedule_id: Id
+    start: UtcDatetime
+    end: UtcDatetime
+    resume_at: UtcDatetime
+    reply: dict[str, Any]
+
+
 class OfferSlotToWaitlist(Command):
     """Internal: a slot of some provider became free; offer it to waiting entries for any provider."""
 
@@ -205,6 +216,7 @@ COMMANDS: dict[str, type[Command]] = {
         MarkReminderSent,
         OfferSlotToWaitlist,
         OpenScheduleSlots,
+        ApplyScheduleException,
     )
 }
 

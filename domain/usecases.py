@@ -8,7 +8,7 @@ changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -71,7 +71,7 @@ def command_token(command: c.Command, tenant: str) -> str:
             return token_of(eid)
         case c.OfferSlotToWaitlist():
             return resource_token(tenant, "*")
-        case c.OpenScheduleSlots(schedule_id=sid):
+        case c.OpenScheduleSlots(schedule_id=sid) | c.ApplyScheduleException(schedule_id=sid):
             return token_of(sid)
         case c.BridgePortalAppointment(slot_id=sid, provider_id=provider):
             return token_of(sid) if sid else resource_token(tenant, provider or "*")
@@ -193,6 +193,8 @@ def _book_into(
     slot = session.get(Slot, slot_id, ErrorCode.SLOT_NOT_FOUND)
     if slot.status is not SlotStatus.FREE:
         raise DomainError(ErrorCode.SLOT_NOT_AVAILABLE, f"slot {slot.id} is {slot.status.value}")
+    if _in_exception(session, slot):  # an exception whose later parts have not closed this slot yet
+        raise DomainError(ErrorCode.SLOT_NOT_AVAILABLE, f"slot {slot.id} lies inside a schedule exception")
     schedule = session.get(Schedule, slot.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
     token = token_of(slot.id)
     overlapping = Calendar(session, token).overlapping_appointments(slot.period)
@@ -513,10 +515,31 @@ def create_slot(cmd: c.CreateSlot, session: Session) -> dict[str, Any]:
 def add_exception(cmd: c.AddScheduleException, session: Session) -> dict[str, Any]:
     session.ctx.require_scope(WRITE)
     schedule = session.get(Schedule, cmd.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
+    exception = ScheduleException(start=cmd.start, end=cmd.end, reason=cmd.reason)
+    saved = session.save(schedule.model_copy(update={"exceptions": [*schedule.exceptions, exception]}))
     period = Period(start=cmd.start, end=cmd.end)
+    return _close_slots(session, saved, period, None, {**saved.dump(), "conflicts": []})
+
+
+def apply_exception(cmd: c.ApplyScheduleException, session: Session) -> dict[str, Any]:
+    session.ctx.require_scope(WRITE)
+    schedule = session.get(Schedule, cmd.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
+    return _close_slots(session, schedule, Period(start=cmd.start, end=cmd.end), cmd.resume_at, cmd.reply)
+
+
+def _close_slots(
+    session: Session, schedule: Schedule, period: Period, resume_at: datetime | None, reply: dict[str, Any]
+) -> dict[str, Any]:
+    """Free slots inside the exception become busy-unavailable; held ones are listed, never cancelled.
+
+    At most SLOTS_PER_DECISION slots per decision; a follow-up (answering the caller) does the rest.
+    """
     calendar = Calendar(session, token_of(schedule.id))
-    conflicts: list[dict[str, Any]] = []
-    for sid, _ in calendar.slots(period, schedule.id):
+    conflicts = list(reply["conflicts"])
+    inside = [
+        (sid, ref) for sid, ref in calendar.slots(period, schedule.id) if resume_at is None or ref.start >= resume_at
+    ]
+    for sid, _ in inside[:SLOTS_PER_DECISION]:
         slot = session.find(Slot, sid)
         if slot is None:
             continue
@@ -524,17 +547,17 @@ def add_exception(cmd: c.AddScheduleException, session: Session) -> dict[str, An
             session.save(slot.model_copy(update={"status": SlotStatus.BUSY_UNAVAILABLE}))
         elif (holder := calendar.holder(slot)) and (appointment := session.find(Appointment, holder)):
             conflicts.append(appointment.dump())
-    saved = session.save(
-        schedule.model_copy(
-            update={
-                "exceptions": [
-                    *schedule.exceptions,
-                    ScheduleException(start=cmd.start, end=cmd.end, reason=cmd.reason),
-                ]
-            }
-        )
-    )
-    return {**saved.dump(), "conflicts": conflicts}
+    reply = {**reply, "conflicts": conflicts}
+    if len(inside) > SLOTS_PER_DECISION:
+        body = {
+            "scheduleId": schedule.id,
+            "start": period.start.isoformat(),
+            "end": period.end.isoformat(),
+            "resumeAt": inside[SLOTS_PER_DECISION][1].start.isoformat(),
+            "reply": reply,
+        }
+        session.follow_up(token_of(schedule.id), c.ApplyScheduleException.NAME, body, carries_reply=True)
+    return reply
 
 
 # --- waitlist ---------------------------------------------------------------------------------
@@ -629,4 +652,5 @@ HANDLERS: dict[type[c.Command], Callable[[Any, Session], dict[str, Any]]] = {
     c.MarkReminderSent: reminder_sent,
     c.OfferSlotToWaitlist: offer_slot,
     c.OpenScheduleSlots: open_schedule_slots,
+    c.ApplyScheduleException: apply_exception,
 }

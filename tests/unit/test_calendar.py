@@ -21,6 +21,7 @@ from fakes import (
 )
 
 from domain.errors import ErrorCode
+from domain.model import Slot, SlotStatus
 from domain.resource import DayIndex
 from domain.usecases import SLOTS_PER_DECISION
 
@@ -117,3 +118,37 @@ def test_a_part_decided_again_opens_nothing_new() -> None:
     follow_up = first.follow_ups[0]
     again = state.run(cmd(follow_up.command, **follow_up.body), apply=False)
     assert again.ok and [e for e in again.events if e.type == "slot.opened"] == []
+
+
+def test_a_long_exception_closes_slots_in_parts_and_lists_every_conflict_once() -> None:
+    state = InMemoryState()
+    body = schedule_body(
+        days=90, pattern=pattern_body(["mon", "tue", "wed", "thu", "fri"], "08:00", "16:00", minutes=15)
+    )
+    schedule = ok(state.run(cmd("schedule.create", **body)))
+    slots = sorted(state.all(Slot), key=lambda s: s.start)
+    booked = [ok(book(state, slots[i].id, f"pat-{i}"))["id"] for i in (3, 700, 2000)]
+    exception = cmd(
+        "schedule.add-exception", scheduleId=schedule["id"], start=iso(MONDAY), end=iso(MONDAY + timedelta(days=90))
+    )
+    earlier = len(state.follow_up_decisions)
+    first = state.run(exception)
+    assert first.ok and [f.command for f in first.follow_ups] == ["schedule.apply-exception"]
+    parts = state.follow_up_decisions[earlier:]
+    final = next(d for d in parts if not d.follow_ups)
+    assert final.data is not None and sorted(a["id"] for a in final.data["conflicts"]) == sorted(booked)
+    statuses = {s.status.value for s in state.all(Slot) if s.id not in {slots[i].id for i in (3, 700, 2000)}}
+    assert statuses == {"busy-unavailable"}
+    assert all(len(d.changes) <= SLOTS_PER_DECISION + 1 for d in [first, *parts])
+
+
+def test_a_slot_inside_an_exception_cannot_be_booked_before_its_part_closed_it() -> None:
+    state = InMemoryState()
+    schedule = create_schedule(state)
+    slot = create_slot(state, schedule["id"], at(10))
+    with_exception = cmd("schedule.add-exception", scheduleId=schedule["id"], start=iso(at(9)), end=iso(at(12)))
+    state.run(with_exception, apply=False)  # decided, but pretend only the schedule change landed
+    decision = state.run(with_exception)
+    assert decision.ok
+    state.entities[("slot", slot["id"])] = state.get(Slot, slot["id"]).model_copy(update={"status": SlotStatus.FREE})
+    assert_refused(book(state, slot["id"]), ErrorCode.SLOT_NOT_AVAILABLE, 409)

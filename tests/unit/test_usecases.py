@@ -114,6 +114,7 @@ def test_handlers_are_the_use_cases_decided_by_an_actor() -> None:
         c.MarkReminderSent,
         c.OfferSlotToWaitlist,
         c.OpenScheduleSlots,
+        c.ApplyScheduleException,
     }
 
 
