@@ -262,7 +262,10 @@ async def _send(request: web.Request, name: str, body: dict[str, Any], created: 
             COMMAND_SUBJECT_PREFIX + name, json.dumps(body).encode(), timeout=settings.command_timeout, headers=headers
         )
     except (NatsTimeout, NoRespondersError):
-        raise DomainError(ErrorCode.UNAVAILABLE, "the command was not answered in time") from None
+        raise DomainError(
+            ErrorCode.UNAVAILABLE,
+            "the command was not answered in time; repeat it with the same Idempotency-Key to learn its outcome",
+        ) from None
     reply = json.loads(msg.data)
     if reply.get("ok"):
         data = reply.get("data") or {}
