@@ -99,6 +99,13 @@ class CommandBridge:
         except DomainError as error:
             await self._refuse(msg, env, error)
             return
+        except Exception as exc:  # a message must never kill the callback silently: answer and dead-letter it
+            log.exception("command %s could not be read", env["commandId"])
+            error = DomainError(
+                ErrorCode.INTERNAL, "the command could not be processed", {"exception": type(exc).__name__}
+            )
+            await self._refuse(msg, env, error)
+            return
         try:
             await asyncio.wait_for(
                 self._producer.send_and_wait(COMMANDS_TOPIC, encode(env), key=key), self._settings.command_timeout

@@ -6,7 +6,7 @@ HTTP routes to it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -79,6 +79,10 @@ class CheckInPatient(Command):
     expected_version: Version | None = None
 
 
+#: A planning horizon longer than this is refused: its pattern would be expanded day by day.
+MAX_HORIZON = timedelta(days=731)
+
+
 class CreateSchedule(Command):
     NAME: ClassVar[str] = "schedule.create"
     actor: Actor
@@ -86,6 +90,13 @@ class CreateSchedule(Command):
     service_type: Text
     planning_horizon: Period
     availability_pattern: AvailabilityPattern | None = None
+
+    @field_validator("planning_horizon")
+    @classmethod
+    def _bounded(cls, horizon: Period) -> Period:
+        if horizon.end - horizon.start > MAX_HORIZON:
+            raise ValueError("a planning horizon spans at most 731 days")
+        return horizon
 
 
 class AddScheduleException(Command):

@@ -31,6 +31,15 @@ def _utc(value: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+
+
+def _local(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("a time of day without offset: the pattern's timezone gives its meaning")
+    return value
+
+
+LocalTime = Annotated[time, AfterValidator(_local)]
 Id = Annotated[str, Field(pattern=ID_PATTERN.pattern)]
 
 
@@ -94,8 +103,8 @@ class Weekday(StrEnum):
 
 class AvailabilityWindow(Model):
     days_of_week: Annotated[list[Weekday], Field(min_length=1)]
-    start_time: time
-    end_time: time
+    start_time: LocalTime
+    end_time: LocalTime
 
     @model_validator(mode="after")
     def _ordered(self) -> AvailabilityWindow:

@@ -99,7 +99,7 @@ def _range(request: web.Request) -> tuple[datetime, datetime]:
 
 def _page(request: web.Request, *, timestamp_first: bool) -> queries.Page:
     raw = request.query.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= queries.MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= queries.MAX_LIMIT:
         raise validation_error([{"field": "limit", "message": f"an integer from 1 to {queries.MAX_LIMIT}"}])
     cursor = queries.decode_cursor(request.query.get("cursor"), timestamp_first=timestamp_first)
     return queries.Page(limit=int(raw), after=cursor)

@@ -12,6 +12,7 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -82,8 +83,9 @@ def _read_ready(process: subprocess.Popen[str], timeout: float) -> dict[str, str
 
 
 @pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    data_dir = tmp_path_factory.mktemp("scheduling")
+def service() -> Iterator[Service]:
+    # not under pytest's temp folder: a later pytest run makes that 0700, and PostgreSQL runs as its own user
+    data_dir = Path(tempfile.mkdtemp(prefix="scheduling-test-"))
     env = {**os.environ, "SCHEDULING_JWT_SECRET": SECRET, "SCHEDULING_PARTITIONS": "4"}
     for name in ("KAFKA_BROKER_URL", "NATS_URL", "DATABASE_URL", "SCHEDULING_HTTP_PORT"):
         env.pop(name, None)
