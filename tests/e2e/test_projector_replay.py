@@ -1,0 +1,85 @@
+"""The projector is idempotent: replaying the whole decisions topic, twice, yields the same rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from conftest import unique
+from support.client import Client
+
+from scheduling import db
+from scheduling.broker_guards import true_end_offsets
+from scheduling.config import DECISIONS_TOPIC
+from scheduling.projector import Projector
+
+TABLES = ("schedules", "slots", "appointments", "waitlist_entries")
+
+
+async def _all_records(kafka: str) -> list[Any]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(DECISIONS_TOPIC, p) for p in consumer.partitions_for_topic(DECISIONS_TOPIC) or []]
+        ends = await true_end_offsets(kafka, await consumer.end_offsets(tps))
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        while True:
+            behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+            if not behind:
+                return records
+            for batch in (await consumer.getmany(*behind, timeout_ms=500)).values():
+                records += batch
+    finally:
+        await consumer.stop()
+
+
+async def _rows(dsn: str) -> dict[str, dict[str, Any]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {t: {r["id"]: (r["version"], r["data"]) for r in await conn.fetch(f"SELECT * FROM {t}")} for t in TABLES}
+    finally:
+        await conn.close()
+
+
+async def test_replaying_the_decisions_topic_twice_yields_the_live_rows(service: Any) -> None:
+    async with Client(service) as client:
+        schedule = await client.ok(
+            "schedule.create",
+            {
+                "actor": {"reference": unique("Practitioner/replay"), "type": "Practitioner"},
+                "locationId": "loc",
+                "serviceType": "gp",
+                "planningHorizon": {"start": "2027-07-05T00:00:00Z", "end": "2027-07-06T00:00:00Z"},
+                "availabilityPattern": {
+                    "windows": [{"daysOfWeek": ["mon"], "startTime": "09:00", "endTime": "10:00"}],
+                    "slotMinutes": 15,
+                    "timezone": "UTC",
+                },
+            },
+        )
+        status, body, _ = await client.get(f"/schedules/{schedule['id']}/slots")
+        first, second = body["data"][0]["id"], body["data"][1]["id"]
+        booked = await client.ok("appointment.book", {"slotId": first, "patientId": "pat-r"})
+        await client.ok("appointment.reschedule", {"appointmentId": booked["id"], "newSlotId": second})
+
+    replica = f"replay_{unique('db').replace('-', '_')}"
+    admin = await asyncpg.connect(service.postgres)
+    await admin.execute(f"CREATE DATABASE {replica}")
+    await admin.close()
+    replica_dsn = service.postgres.rsplit("/", 1)[0] + f"/{replica}"
+    await db.migrate(replica_dsn)
+    pool = await db.pool(replica_dsn)
+    try:
+        records = await _all_records(service.kafka)
+        projector = Projector(pool, None)
+        for _ in range(2):  # at-least-once delivery: everything may come again
+            await projector.handle_batch(records)
+        live, replayed = await _rows(service.postgres), await _rows(replica_dsn)
+        for table in TABLES:
+            assert replayed[table] == {k: v for k, v in live[table].items() if k in replayed[table]}
+        assert booked["id"] in replayed["appointments"] and replayed["appointments"][booked["id"]][0] == 2
+    finally:
+        await pool.close()
