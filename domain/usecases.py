@@ -106,6 +106,15 @@ def _check_version(entity: Appointment | Slot, expected: int | None) -> None:
         )
 
 
+def _appointment_to_change(session: Session, appointment_id: str, expected_version: int | None) -> Appointment:
+    """The appointment a modifying command names, once scope, patient and optimistic lock allow the change."""
+    session.ctx.require_scope(WRITE)
+    appointment = session.get(Appointment, appointment_id, ErrorCode.APPOINTMENT_NOT_FOUND)
+    _check_patient(session, appointment.patient_id)
+    _check_version(appointment, expected_version)
+    return appointment
+
+
 def _check_patient(session: Session, patient_id: str) -> None:
     """A patient token acts only for its own patient."""
     own = session.ctx.patient_id
@@ -287,10 +296,7 @@ def _find_free_slot(session: Session, cmd: c.BridgePortalAppointment) -> str:
 
 
 def reschedule(cmd: c.RescheduleAppointment, session: Session) -> dict[str, Any]:
-    session.ctx.require_scope(WRITE)
-    appointment = session.get(Appointment, cmd.appointment_id, ErrorCode.APPOINTMENT_NOT_FOUND)
-    _check_patient(session, appointment.patient_id)
-    _check_version(appointment, cmd.expected_version)
+    appointment = _appointment_to_change(session, cmd.appointment_id, cmd.expected_version)
     if appointment.status not in {S.PROPOSED, S.PENDING, S.BOOKED}:
         raise DomainError(
             ErrorCode.INVALID_STATUS_TRANSITION,
@@ -355,28 +361,19 @@ def _transition(
 
 
 def update_status(cmd: c.UpdateAppointmentStatus, session: Session) -> dict[str, Any]:
-    session.ctx.require_scope(WRITE)
-    appointment = session.get(Appointment, cmd.appointment_id, ErrorCode.APPOINTMENT_NOT_FOUND)
-    _check_patient(session, appointment.patient_id)
-    _check_version(appointment, cmd.expected_version)
+    appointment = _appointment_to_change(session, cmd.appointment_id, cmd.expected_version)
     saved = _transition(session, appointment, cmd.status, f"appointment.{cmd.status.value}")
     return saved.dump()
 
 
 def cancel(cmd: c.CancelAppointment, session: Session) -> dict[str, Any]:
-    session.ctx.require_scope(WRITE)
-    appointment = session.get(Appointment, cmd.appointment_id, ErrorCode.APPOINTMENT_NOT_FOUND)
-    _check_patient(session, appointment.patient_id)
-    _check_version(appointment, cmd.expected_version)
+    appointment = _appointment_to_change(session, cmd.appointment_id, cmd.expected_version)
     saved = _transition(session, appointment, S.CANCELLED, "appointment.cancelled", cmd.reason)
     return saved.dump()
 
 
 def check_in(cmd: c.CheckInPatient, session: Session) -> dict[str, Any]:
-    session.ctx.require_scope(WRITE)
-    appointment = session.get(Appointment, cmd.appointment_id, ErrorCode.APPOINTMENT_NOT_FOUND)
-    _check_patient(session, appointment.patient_id)
-    _check_version(appointment, cmd.expected_version)
+    appointment = _appointment_to_change(session, cmd.appointment_id, cmd.expected_version)
     saved = _transition(session, appointment, S.CHECKED_IN, "checkin.completed")
     return saved.dump()
 
