@@ -63,8 +63,7 @@ async def handle(key: bytes, env: dict[str, Any], partition: int) -> dict[str, A
         await _publish(key, record)
         return record
     ctx = context_of(env)
-    journal_key = f"{ctx.tenant}:{ctx.command_id}"
-    prior = journal.get(journal_key)
+    prior = journal.get(journal_key(key, env))
     if prior is not None:
         record = prior
         if record["deliveryId"] == env["deliveryId"]:
@@ -88,16 +87,21 @@ async def handle(key: bytes, env: dict[str, Any], partition: int) -> dict[str, A
     decision = decide(command, _state, ctx)
     metrics.DECISION_SECONDS.labels(env["type"]).observe(time.perf_counter() - started)
     record = decision_record(env, decision)
-    journal[journal_key] = record
+    journal[journal_key(key, env)] = record
     await app.producer.flush()
     apply_changes(record["changes"], record["indexes"])
     await _publish(key, record)
     return record
 
 
-def _decided(env: dict[str, Any]) -> bool:
+def journal_key(key: bytes, env: dict[str, Any]) -> str:
+    """Idempotency keys are scoped by tenant and resource: the journal of one partition is all an actor sees."""
     claims = env.get("claims") or {}
-    return f"{claims.get('tenant')}:{env.get('commandId')}" in journal
+    return f"{claims.get('tenant')}:{key.decode(errors='replace')}:{env.get('commandId')}"
+
+
+def _decided(key: bytes, env: dict[str, Any]) -> bool:
+    return journal_key(key, env) in journal
 
 
 @app.agent(commands_topic, concurrency=1)
@@ -117,7 +121,7 @@ async def resource_actor(stream: Any) -> Any:
             record = refusal_record(env, error)
             await _publish(key or resource_token(env["claims"].get("tenant", ""), "*").encode(), record)
         except Exception as exc:
-            if _decided(env):
+            if _decided(key, env):
                 # decided and journaled, but the outbox write failed: crash so the command is redelivered
                 # and its recorded decision replayed, instead of answering an error for a done deed
                 raise

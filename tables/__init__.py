@@ -22,8 +22,6 @@ resources = app.Table("resources", **_common)
 resource_days = app.Table("resource_days", **_common)
 #: "<tenant>:<commandId>" -> the decision record: how a repeat or a redelivery is answered
 journal = app.Table("journal", **_common)
-#: "<appointmentId>:<leadMinutes>" -> the time the reminder hand-off was acknowledged
-reminders = app.Table("reminders", **_common)
 
 INDEX_TABLES = {"resource": resources, "day": resource_days}
 ENTITY_TABLES = {"schedule": schedules, "slot": slots, "appointment": appointments, "waitlist": waitlist}
