@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from scheduling.config import DLQ_STREAM, EVENTS_STREAM, REMINDER_SUBJECT, Settings
 
@@ -12,13 +12,18 @@ NOTIFICATIONS_STREAM = "NOTIFICATIONS"
 
 
 async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
+    window = settings.duplicate_window
     streams = [
-        StreamConfig(name=EVENTS_STREAM, subjects=["scheduling.events.>"], duplicate_window=settings.duplicate_window),
-        StreamConfig(name=DLQ_STREAM, subjects=["scheduling.dlq.>"], duplicate_window=settings.duplicate_window),
-        StreamConfig(
-            name=NOTIFICATIONS_STREAM, subjects=[REMINDER_SUBJECT], duplicate_window=settings.duplicate_window
-        ),
+        StreamConfig(name=EVENTS_STREAM, subjects=["scheduling.events.>"], duplicate_window=window),
+        StreamConfig(name=DLQ_STREAM, subjects=["scheduling.dlq.>"], duplicate_window=window),
     ]
+    try:
+        owner: str | None = await js.find_stream_name_by_subject(REMINDER_SUBJECT)
+    except NotFoundError:
+        owner = None
+    if owner in (None, NOTIFICATIONS_STREAM):
+        # the notification service may own a stream on its subject; a reminder needs only some stream to ack it
+        streams.append(StreamConfig(name=NOTIFICATIONS_STREAM, subjects=[REMINDER_SUBJECT], duplicate_window=window))
     for config in streams:
         try:
             await js.add_stream(config)
