@@ -1,3 +1,3 @@
 """Faust agents: small, one concern each. Importing this package registers them on the app."""
 
-from agents import commands, reminders  # noqa: F401
+from agents import commands, reminders, timers  # noqa: F401

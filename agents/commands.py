@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agents import reminders
@@ -25,7 +25,8 @@ from domain.errors import DomainError, ErrorCode
 from domain.ids import resource_token
 from domain.usecases import decide
 from scheduling import metrics
-from scheduling.faust_app import app, commands_topic, decisions_topic
+from scheduling.faust_app import app, commands_topic, decisions_topic, settings
+from scheduling.journal import expired_keys
 from scheduling.records import decision_record, decode, encode, refusal_record
 from tables import journal
 from tables.state import TableState, apply_changes
@@ -57,8 +58,8 @@ async def _publish(key: bytes, record: dict[str, Any]) -> None:
 
 async def handle(key: bytes, env: dict[str, Any], partition: int) -> dict[str, Any]:
     """Decide one command (or replay its recorded decision) and hand the record to the outbox."""
-    if env.get("type") == "reminder.dispatch":
-        summary = await reminders.dispatch(env, partition, lambda internal: handle(key, internal, partition))
+    if env.get("type") in PARTITION_WIDE:
+        summary = await PARTITION_WIDE[env["type"]](env, partition)
         record = decision_record(env, Decision(data=summary))
         await _publish(key, record)
         return record
@@ -86,12 +87,29 @@ async def handle(key: bytes, env: dict[str, Any], partition: int) -> dict[str, A
     started = time.perf_counter()
     decision = decide(command, _state, ctx)
     metrics.DECISION_SECONDS.labels(env["type"]).observe(time.perf_counter() - started)
-    record = decision_record(env, decision)
+    record = {**decision_record(env, decision), "routingKey": key.decode(errors="replace")}
     journal[journal_key(key, env)] = record
     await app.producer.flush()
     apply_changes(record["changes"], record["indexes"])
     await _publish(key, record)
     return record
+
+
+async def _dispatch_reminders(env: dict[str, Any], partition: int) -> dict[str, Any]:
+    return await reminders.dispatch(env, partition, lambda key, internal: handle(key, internal, partition))
+
+
+async def _expire_journal(env: dict[str, Any], partition: int) -> dict[str, Any]:
+    """Forget idempotency keys older than the configured TTL, on this partition only (its changelog)."""
+    cutoff = datetime.now(UTC) - timedelta(hours=settings.idempotency_ttl_hours)
+    expired = expired_keys(list(journal.items()), partition, settings.partitions, cutoff)
+    for k in expired:
+        del journal[k]
+    return {"expired": len(expired)}
+
+
+#: commands fanned out to every partition, done by each actor over what it owns
+PARTITION_WIDE = {"reminder.dispatch": _dispatch_reminders, "journal.expire": _expire_journal}
 
 
 def journal_key(key: bytes, env: dict[str, Any]) -> str:

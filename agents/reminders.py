@@ -1,4 +1,4 @@
-"""DispatchReminder: every minute the leader asks each partition's actor to hand off due reminders.
+"""DispatchReminder: each partition's actor hands off the reminders due among the appointments it owns.
 
 The actor finds due (appointment, lead) pairs in its own partition's tables,
 hands each to the ReminderDispatchPort and, once acknowledged, records it as
@@ -9,7 +9,6 @@ journaled under `reminder:<appointment>:<lead>`, so a restart never re-sends.
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,22 +16,12 @@ from domain.ids import token_of
 from domain.model import Appointment
 from domain.reminders import due
 from scheduling import ports
-from scheduling.faust_app import app, commands_topic, settings
-from scheduling.records import encode
-from scheduling.routing import dispatch_envelopes, partition_of
+from scheduling.faust_app import settings
+from scheduling.routing import partition_of
 from tables import appointments
 
 log = logging.getLogger(__name__)
 SYSTEM_CLAIMS = {"tenant": "*", "sub": "scheduling-reminders", "scope": "scheduling:admin"}
-
-
-@app.timer(60.0, on_leader=True)
-async def every_minute() -> None:
-    tick = f"tick-{uuid.uuid4().hex}"
-    for partition, env in dispatch_envelopes(settings.partitions, SYSTEM_CLAIMS, {}, tick, "timer"):
-        await app.producer.send_and_wait(
-            commands_topic.get_topic_name(), b"reminders", encode(env), partition, None, None
-        )
 
 
 async def dispatch(env: dict[str, Any], partition: int, decide_internal: Any) -> dict[str, Any]:
@@ -56,6 +45,7 @@ async def dispatch(env: dict[str, Any], partition: int, decide_internal: Any) ->
         patient = await port.patients.get(appointment.tenant_id, appointment.patient_id)
         if await port.reminders.request(appointment, lead, patient):
             await decide_internal(
+                token_of(appointment.id).encode(),
                 {
                     "deliveryId": f"reminder:{appointment.id}:{lead}",
                     "type": "reminder.sent",
@@ -64,7 +54,7 @@ async def dispatch(env: dict[str, Any], partition: int, decide_internal: Any) ->
                     "commandId": f"reminder:{appointment.id}:{lead}",
                     "replyTo": None,
                     "source": "reminders",
-                }
+                },
             )
             sent += 1
         else:

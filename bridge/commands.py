@@ -24,7 +24,7 @@ from domain.usecases import command_token
 from scheduling.auth import Verifier, require
 from scheduling.config import COMMAND_SUBJECT_PREFIX, COMMANDS_TOPIC, DECISIONS_TOPIC, PORTAL_SUBJECT, Settings
 from scheduling.records import encode, envelope, refusal_record
-from scheduling.routing import dispatch_envelopes
+from scheduling.routing import fan_out
 
 log = logging.getLogger(__name__)
 QUEUE_GROUP = "scheduling-bridge"
@@ -123,7 +123,7 @@ class CommandBridge:
         """Fan a DispatchReminder out to every partition; reminders are sent asynchronously, as events say."""
         require(env["claims"], "scheduling:admin")
         body = {"now": command.now.isoformat()} if command.now else {}
-        fanned = dispatch_envelopes(self._settings.partitions, env["claims"], body, env["commandId"], "nats")
+        fanned = fan_out(self._settings.partitions, "reminder.dispatch", env["claims"], body, env["commandId"], "nats")
         try:
             for partition, sub_env in fanned:
                 await asyncio.wait_for(

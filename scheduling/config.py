@@ -39,6 +39,10 @@ class Settings:
             int(x) for x in (_env("SCHEDULING_REMINDER_LEADS", "1440,120") or "").split(",") if x.strip()
         )
     )
+    #: how long a command's idempotency key is remembered (its first reply returned to a repeat)
+    idempotency_ttl_hours: float = field(
+        default_factory=lambda: float(_env("SCHEDULING_IDEMPOTENCY_TTL_HOURS", "168") or 168)
+    )
     command_timeout: float = field(default_factory=lambda: float(_env("SCHEDULING_COMMAND_TIMEOUT", "10") or 10))
     #: JetStream duplicate window for events, in seconds: re-publishes inside it are dropped by the server.
     duplicate_window: float = field(default_factory=lambda: float(_env("SCHEDULING_DUPLICATE_WINDOW", "3600") or 3600))

@@ -14,12 +14,12 @@ def partition_of(token: str, partitions: int) -> int:
     return (murmur2(token.encode()) & 0x7FFFFFFF) % partitions
 
 
-def dispatch_envelopes(
-    partitions: int, claims: dict[str, Any], body: dict[str, Any], command_id: str, source: str
+def fan_out(
+    partitions: int, command_type: str, claims: dict[str, Any], body: dict[str, Any], command_id: str, source: str
 ) -> list[tuple[int, dict[str, Any]]]:
-    """One DispatchReminder command per partition: each actor scans only what it owns."""
+    """One command per partition, for work each actor does over what it owns (reminders, journal expiry)."""
     return [
-        (p, envelope(command_type="reminder.dispatch", body=body, claims=claims, command_id=f"{command_id}:{p}",
+        (p, envelope(command_type=command_type, body=body, claims=claims, command_id=f"{command_id}:{p}",
                      reply_to=None, source=source))
         for p in range(partitions)
     ]  # fmt: skip

@@ -1,0 +1,26 @@
+"""Expiry of the idempotency journal: which entries one partition's actor may forget."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from scheduling.routing import partition_of
+
+
+def expired_keys(
+    entries: Iterable[tuple[str, dict[str, Any]]], partition: int, partitions: int, cutoff: datetime
+) -> list[str]:
+    """Keys decided before `cutoff` that belong to `partition`.
+
+    Only the owning partition's actor deletes a key, so the tombstone lands in the changelog
+    partition that holds the entry.
+    """
+    return [
+        key
+        for key, record in entries
+        if "routingKey" in record
+        and partition_of(record["routingKey"], partitions) == partition
+        and datetime.fromisoformat(record["decidedAt"]) < cutoff
+    ]
