@@ -1,20 +1,25 @@
 """The resource actor: one command at a time per partition, decided against table state.
 
 Order of writes for one command (DESIGN decision 4):
-1. the journal entry (the whole decision record) is written and flushed;
+1. the journal entry (the whole decision record) is written and the producer drained;
 2. entities and indexes are written to their tables;
-3. the record goes to the decisions topic and its ack is awaited,
-before the stream moves on (Faust commits the offset only after that).
-A redelivered command finds its journal entry and re-applies it instead of
-deciding again; a repeat with the same idempotency key is answered with the
-first reply and changes and emits nothing more.
+3. the record goes to the decisions topic, then its follow-up commands to the commands
+   topic, each acknowledged by the broker,
+before the stream moves on (Faust commits the offset only after that). Once step 1 is
+done, steps 1-3 are retried until they succeed: an exception escaping the agent would
+make Faust ack and skip the command (faust-streaming #315), leaving a decision nobody
+hears of. A redelivered command finds its journal entry and re-applies it instead of
+deciding again; a repeat with the same idempotency key is answered with the first reply
+and changes and emits nothing more.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +27,6 @@ from agents import reminders
 from domain.commands import parse_command
 from domain.decisions import Context, Decision
 from domain.errors import DomainError, ErrorCode
-from domain.ids import resource_token
 from domain.usecases import decide
 from scheduling import metrics
 from scheduling.faust_app import app, commands_topic, decisions_topic, settings
@@ -33,13 +37,15 @@ from tables.state import TableState, apply_changes
 
 log = logging.getLogger(__name__)
 _state = TableState()
+BACKOFF_MAX = 5.0
 
 
-def context_of(env: dict[str, Any]) -> Context:
+def context_of(key: bytes, env: dict[str, Any]) -> Context:
     claims = env["claims"]
     return Context(
         tenant=claims["tenant"],
-        command_id=env["commandId"],
+        # ids and event ids derive from this: the same key on two resources is two commands
+        command_id=f"{key.decode(errors='replace')}:{env['commandId']}",
         now=datetime.now(UTC),
         subject=claims.get("sub"),
         scopes=frozenset(str(claims.get("scope", "")).split()),
@@ -47,13 +53,68 @@ def context_of(env: dict[str, Any]) -> Context:
     )
 
 
+def journal_key(key: bytes, env: dict[str, Any]) -> str:
+    """Idempotency keys are scoped by tenant, caller and resource: a repeat is the same caller's."""
+    claims = env.get("claims") or {}
+    return "\x1f".join(
+        (str(claims.get("tenant")), str(claims.get("sub")), key.decode(errors="replace"), str(env.get("commandId")))
+    )
+
+
+async def until_done(step: Callable[[], Awaitable[None]], what: str) -> None:
+    """Retry a step that must happen (the decision is already journaled) with capped backoff."""
+    pause = 0.1
+    while True:
+        try:
+            await step()
+            return
+        except Exception:
+            log.exception("%s failed; retrying in %.1fs", what, pause)
+            metrics.OUTBOX_RETRIES.inc()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, BACKOFF_MAX)
+
+
+async def _drain_producer() -> None:
+    """Faust's flush gives up after 0.1 s without progress: drain until the buffer is empty."""
+    while app.producer.buffer.size:
+        await app.producer.flush()
+    await app.producer.flush()
+
+
 async def _publish(key: bytes, record: dict[str, Any]) -> None:
     """The record to the outbox, then its follow-up commands to their resources' partitions, all acknowledged."""
-    await app.producer.send_and_wait(decisions_topic.get_topic_name(), key, encode(record), None, None, None)
-    for follow_up in record.get("followUps", []):
-        await app.producer.send_and_wait(
-            commands_topic.get_topic_name(), follow_up["key"].encode(), encode(follow_up["envelope"]), None, None, None
-        )
+
+    async def send() -> None:
+        await app.producer.send_and_wait(decisions_topic.get_topic_name(), key, encode(record), None, None, None)
+        for follow_up in record.get("followUps", []):
+            await app.producer.send_and_wait(
+                commands_topic.get_topic_name(),
+                follow_up["key"].encode(),
+                encode(follow_up["envelope"]),
+                None,
+                None,
+                None,
+            )
+
+    await until_done(send, f"outbox write of {record.get('commandId')}")
+
+
+def _replay(prior: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
+    if prior["deliveryId"] == env["deliveryId"]:  # the same message again: finish what it started
+        apply_changes(prior["changes"], prior["indexes"])
+        return prior
+    return {  # a repeat: the first reply, nothing more
+        **prior,
+        "deliveryId": env["deliveryId"],
+        "replyTo": env.get("replyTo"),
+        "replayOf": prior["deliveryId"],
+        "changes": [],
+        "indexes": [],
+        "events": [],
+        "followUps": [],
+        "deadLetter": False,
+    }
 
 
 async def handle(key: bytes, env: dict[str, Any], partition: int) -> dict[str, Any]:
@@ -63,33 +124,18 @@ async def handle(key: bytes, env: dict[str, Any], partition: int) -> dict[str, A
         record = decision_record(env, Decision(data=summary))
         await _publish(key, record)
         return record
-    ctx = context_of(env)
     prior = journal.get(journal_key(key, env))
     if prior is not None:
-        record = prior
-        if record["deliveryId"] == env["deliveryId"]:
-            apply_changes(record["changes"], record["indexes"])
-        else:
-            record = {
-                **record,
-                "deliveryId": env["deliveryId"],
-                "replyTo": env.get("replyTo"),
-                "replayOf": record["deliveryId"],
-                "changes": [],
-                "indexes": [],
-                "events": [],
-                "followUps": [],
-                "deadLetter": False,
-            }
+        record = _replay(prior, env)
         await _publish(key, record)
         return record
     command = parse_command(env["type"], env["body"])
     started = time.perf_counter()
-    decision = decide(command, _state, ctx)
+    decision = decide(command, _state, context_of(key, env))
     metrics.DECISION_SECONDS.labels(env["type"]).observe(time.perf_counter() - started)
     record = {**decision_record(env, decision), "routingKey": key.decode(errors="replace")}
     journal[journal_key(key, env)] = record
-    await app.producer.flush()
+    await until_done(_drain_producer, f"journal write of {env.get('commandId')}")
     apply_changes(record["changes"], record["indexes"])
     await _publish(key, record)
     return record
@@ -112,24 +158,15 @@ async def _expire_journal(env: dict[str, Any], partition: int) -> dict[str, Any]
 PARTITION_WIDE = {"reminder.dispatch": _dispatch_reminders, "journal.expire": _expire_journal}
 
 
-def journal_key(key: bytes, env: dict[str, Any]) -> str:
-    """Idempotency keys are scoped by tenant and resource: the journal of one partition is all an actor sees."""
-    claims = env.get("claims") or {}
-    return f"{claims.get('tenant')}:{key.decode(errors='replace')}:{env.get('commandId')}"
-
-
-def _decided(key: bytes, env: dict[str, Any]) -> bool:
-    return journal_key(key, env) in journal
-
-
 @app.agent(commands_topic, concurrency=1)
 async def resource_actor(stream: Any) -> Any:
-    """Every exception is caught here: Faust would otherwise ack and skip the command silently."""
+    """No exception escapes: Faust would ack and skip the command silently (faust-streaming #315/#527)."""
     async for event in stream.events():
         key: bytes = event.key or b""
         try:
             env = decode(event.value)
-        except (ValueError, TypeError):
+            assert isinstance(env, dict) and isinstance(env.get("claims"), dict)
+        except (ValueError, TypeError, AssertionError):
             log.error("undecodable command at %s:%s", event.message.partition, event.message.offset)
             metrics.COMMANDS.labels("unknown", ErrorCode.VALIDATION_FAILED.value).inc()
             continue
@@ -137,16 +174,11 @@ async def resource_actor(stream: Any) -> Any:
             record = await handle(key, env, event.message.partition)
         except DomainError as error:
             record = refusal_record(env, error)
-            await _publish(key or resource_token(env["claims"].get("tenant", ""), "*").encode(), record)
-        except Exception as exc:
-            if _decided(key, env):
-                # decided and journaled, but the outbox write failed: crash so the command is redelivered
-                # and its recorded decision replayed, instead of answering an error for a done deed
-                raise
+            await _publish(key, record)
+        except Exception as exc:  # raised before anything was journaled: nothing was decided
             log.exception("command %s crashed the actor; dead-lettered", env.get("commandId"))
-            error = DomainError(
-                ErrorCode.INTERNAL, "the command could not be processed", {"exception": type(exc).__name__}
-            )
+            details = {"exception": type(exc).__name__}
+            error = DomainError(ErrorCode.INTERNAL, "the command could not be processed", details)
             record = {**refusal_record(env, error), "trace": traceback.format_exc(limit=5)}
             await _publish(key, record)
         metrics.COMMANDS.labels(env.get("type", "unknown"), record["outcome"]).inc()

@@ -1,9 +1,11 @@
 """DispatchReminder: each partition's actor hands off the reminders due among the appointments it owns.
 
 The actor finds due (appointment, lead) pairs in its own partition's tables,
-hands each to the ReminderDispatchPort and, once acknowledged, records it as
-an internal `reminder.sent` command through the ordinary decision path:
-journaled under `reminder:<appointment>:<lead>`, so a restart never re-sends.
+hands each to the ReminderDispatchPort and, once acknowledged, decides an
+internal `reminder.sent` command: the lead joins the appointment's
+`remindersSent`, so later dispatches skip it, restarts included. A crash
+between the hand-off's ack and that decision hands it off again, with the same
+`Nats-Msg-Id`, which JetStream drops inside its duplicate window.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from scheduling.routing import partition_of
 from tables import appointments
 
 log = logging.getLogger(__name__)
-SYSTEM_CLAIMS = {"tenant": "*", "sub": "scheduling-reminders", "scope": "scheduling:admin"}
 
 
 async def dispatch(env: dict[str, Any], partition: int, decide_internal: Any) -> dict[str, Any]:
@@ -58,5 +59,6 @@ async def dispatch(env: dict[str, Any], partition: int, decide_internal: Any) ->
             )
             sent += 1
         else:
-            failed += 1  # retried at the next tick
+            failed += 1
+            break  # the notification side is down: the rest waits for the next tick, the actor does not
     return {"sent": sent, "failed": failed}

@@ -115,7 +115,10 @@ class CommandBridge:
             await self._reply(
                 msg,
                 DomainError(
-                    ErrorCode.UNAVAILABLE, "the command could not be handed to the stream; nothing was changed"
+                    ErrorCode.UNAVAILABLE,
+                    "the command was not handed to the stream in time; its outcome is unknown: repeat it with "
+                    "the same idempotency key (details.commandId) to learn it",
+                    {"commandId": env["commandId"]},
                 ).as_reply(),
             )
 

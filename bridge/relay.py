@@ -7,7 +7,6 @@ the server; the Kafka offset is committed only after every JetStream ack.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -19,6 +18,10 @@ from scheduling.records import decode, encode
 
 log = logging.getLogger(__name__)
 CLOUDEVENTS_JSON = "application/cloudevents+json"
+#: what an operator needs to inspect and replay a dead-lettered command
+DEAD_LETTER_FIELDS = (
+    "deliveryId", "commandId", "type", "source", "tenant", "caller", "reply", "outcome", "decidedAt", "command",
+)  # fmt: skip
 
 
 class Relay:
@@ -26,47 +29,27 @@ class Relay:
         self._js = js
 
     async def handle_batch(self, records: Batch) -> None:
-        acks = []
+        """Publish in record order, each acknowledged before the next: per entity, events keep version order."""
         for message in records:
             try:
                 record = decode(message.value or b"")
             except ValueError:
                 log.error("undecodable decision record at offset %s; skipped", message.offset)
                 continue
-            acks.extend(self._publish(record))
-        await asyncio.gather(*acks)
+            await self._publish(record)
 
-    def _publish(self, record: dict[str, Any]) -> list[Any]:
-        acks = [
-            self._js.publish(
+    async def _publish(self, record: dict[str, Any]) -> None:
+        for event in record.get("events", []):
+            await self._js.publish(
                 f"scheduling.events.{event['type']}",
                 encode(event),
                 headers={"Nats-Msg-Id": event["id"], "Content-Type": CLOUDEVENTS_JSON},
             )
-            for event in record.get("events", [])
-        ]
         if record.get("deadLetter"):
             metrics.DEAD_LETTERS.labels(record.get("type", "unknown")).inc()
-            letter = {
-                k: record[k]
-                for k in (
-                    "deliveryId",
-                    "commandId",
-                    "type",
-                    "tenant",
-                    "caller",
-                    "reply",
-                    "outcome",
-                    "decidedAt",
-                    "command",
-                )
-                if k in record
-            }
-            acks.append(
-                self._js.publish(
-                    f"scheduling.dlq.{record.get('type') or 'unknown'}",
-                    encode(letter),
-                    headers={"Nats-Msg-Id": f"dlq-{record['deliveryId']}", "Content-Type": "application/json"},
-                )
+            letter = {k: record[k] for k in DEAD_LETTER_FIELDS if k in record}
+            await self._js.publish(
+                f"scheduling.dlq.{record.get('type') or 'unknown'}",
+                encode(letter),
+                headers={"Nats-Msg-Id": f"dlq-{record['deliveryId']}", "Content-Type": "application/json"},
             )
-        return acks

@@ -1,7 +1,7 @@
 """Decision plumbing: the state port, the context of a command and its outcome.
 
 A use case reads through a `Session`, which sees its own pending writes and
-bumps each entity's version exactly once per save, and returns a `Decision`:
+advances each entity's and index's version once per decision however often it is saved, and returns a `Decision`:
 the entities after the change, the events and the reply. Nothing is written
 until the caller applies the decision, so a refusal changes nothing.
 """
@@ -140,14 +140,16 @@ class Session:
         return self._indexes.get(token) or self._state.resource(token) or ResourceIndex(token=token)
 
     def save_index(self, index: ResourceIndex) -> None:
-        self._indexes[index.token] = index
+        stored = self._state.resource(index.token)
+        self._indexes[index.token] = index.model_copy(update={"version": (stored.version if stored else 0) + 1})
 
     def day(self, token: str, day: date) -> DayIndex:
         key = day_key(token, day)
         return self._days.get(key) or self._state.day(token, day) or DayIndex(token=token, day=day)
 
     def save_day(self, index: DayIndex) -> None:
-        self._days[index.key] = index
+        stored = self._state.day(index.token, index.day)
+        self._days[index.key] = index.model_copy(update={"version": (stored.version if stored else 0) + 1})
 
     def emit(self, event_type: str, entity: Entity, extra: dict[str, Any] | None = None) -> None:
         data = entity.dump()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, time
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -21,7 +21,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from domain.status import ACTIVE, AppointmentStatus
+from domain.status import AppointmentStatus
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
@@ -214,10 +214,6 @@ class Appointment(Entity):
     reminders_sent: list[int] = []
 
     @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-    @property
     def period(self) -> Period:
         return Period(start=self.start, end=self.end)
 
@@ -244,5 +240,3 @@ class WaitlistEntry(Entity):
 
 
 ENTITY_TYPES: dict[str, type[Entity]] = {cls.kind: cls for cls in (Schedule, Slot, Appointment, WaitlistEntry)}
-
-EntityKind = Literal["schedule", "slot", "appointment", "waitlist"]

@@ -34,8 +34,9 @@ class SlotRef(Model):
 class ResourceIndex(Model):
     KIND: ClassVar[str] = "resource"
     token: str
-    schedules: list[str] = []
     waitlist: list[str] = []
+    #: +1 per decision that changes it, so re-applying an older decision never rolls it back
+    version: int = 0
 
     @property
     def key(self) -> str:
@@ -51,6 +52,7 @@ class DayIndex(Model):
     holders: dict[str, str] = {}
     #: active appointment id -> its period
     appointments: dict[str, Period] = {}
+    version: int = 0
 
     @property
     def key(self) -> str:

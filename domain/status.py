@@ -30,8 +30,8 @@ TRANSITIONS: dict[AppointmentStatus, frozenset[AppointmentStatus]] = {
 
 FINAL = frozenset({S.FULFILLED, S.CANCELLED, S.NOSHOW, S.ENTERED_IN_ERROR})
 
-#: Statuses that hold the resource's time: they count for slot occupancy and double-booking.
-ACTIVE = frozenset({S.PROPOSED, S.PENDING, S.BOOKED, S.CHECKED_IN, S.ARRIVED})
+#: Statuses the graph still moves on from (the appointment is yet to happen or under way).
+ACTIVE = frozenset(TRANSITIONS)
 
 
 def can_transition(current: AppointmentStatus, new: AppointmentStatus) -> bool:

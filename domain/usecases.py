@@ -42,12 +42,11 @@ from domain.model import (
 )
 from domain.pattern import PatternTooLarge, expand
 from domain.resource import MAX_SPAN, ResourceIndex
-from domain.status import ACTIVE, AppointmentStatus, can_transition
+from domain.status import AppointmentStatus, can_transition
 
 S = AppointmentStatus
 #: Statuses that give the slot and the resource's time back.
 RELEASING = frozenset({S.CANCELLED, S.NOSHOW, S.ENTERED_IN_ERROR})
-HOLDING = ACTIVE | {S.FULFILLED}
 
 
 def command_token(command: c.Command, tenant: str) -> str:
@@ -163,7 +162,7 @@ def _offer_to_waitlist(session: Session, slot: Slot | None) -> None:
     Entries for this provider are asked first; if none matches, the entries for any provider
     (kept by the tenant-wide actor on another partition) are asked by a follow-up command.
     """
-    if slot is None:
+    if slot is None or slot.start <= session.ctx.now:  # a slot in the past is no offer
         return
     if not _offer_best(session, session.index(token_of(slot.id)), slot):
         session.follow_up(resource_token(session.ctx.tenant, "*"), c.OfferSlotToWaitlist.NAME, {"slot": slot.dump()})
@@ -312,6 +311,8 @@ def reschedule(cmd: c.RescheduleAppointment, session: Session) -> dict[str, Any]
     new_slot = session.get(Slot, cmd.new_slot_id, ErrorCode.SLOT_NOT_FOUND)
     if new_slot.id == appointment.slot_id or new_slot.status is not SlotStatus.FREE:
         raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, f"slot {new_slot.id} is not free")
+    if _in_exception(session, new_slot):
+        raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, f"slot {new_slot.id} lies inside a schedule exception")
     overlapping = Calendar(session, token).overlapping_appointments(new_slot.period, excluding=appointment.id)
     if overlapping:
         raise DomainError(
@@ -411,8 +412,6 @@ def create_schedule(cmd: c.CreateSchedule, session: Session) -> dict[str, Any]:
             raise validation_error([{"field": "availabilityPattern", "message": str(exc)}]) from None
     saved = session.save(schedule)
     session.emit("schedule.published", saved)
-    index = session.index(token)
-    session.save_index(index.model_copy(update={"schedules": [*index.schedules, schedule.id]}))
     reply = {**saved.dump(), "slotCount": len(periods)}
     return _open_slots(session, saved, periods, reply)
 
@@ -518,6 +517,13 @@ def add_exception(cmd: c.AddScheduleException, session: Session) -> dict[str, An
     return _close_slots(session, saved, period, None, {**saved.dump(), "conflicts": []})
 
 
+def _conflict(appointment: Appointment) -> dict[str, Any]:
+    """What staff need to act on a booking inside an exception; small, as thousands may be listed."""
+    keep = ("id", "status", "slotId", "start", "end", "patientId", "version")
+    data = appointment.dump()
+    return {k: data[k] for k in keep}
+
+
 def apply_exception(cmd: c.ApplyScheduleException, session: Session) -> dict[str, Any]:
     session.ctx.require_scope(WRITE)
     schedule = session.get(Schedule, cmd.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
@@ -543,7 +549,7 @@ def _close_slots(
         if slot.status is SlotStatus.FREE:
             session.save(slot.model_copy(update={"status": SlotStatus.BUSY_UNAVAILABLE}))
         elif (holder := calendar.holder(slot)) and (appointment := session.find(Appointment, holder)):
-            conflicts.append(appointment.dump())
+            conflicts.append(_conflict(appointment))
     reply = {**reply, "conflicts": conflicts}
     if len(inside) > SLOTS_PER_DECISION:
         body = {

@@ -53,12 +53,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = {404: ErrorCode.VALIDATION_FAILED, 405: ErrorCode.VALIDATION_FAILED}.get(
-            exc.status, ErrorCode.VALIDATION_FAILED
-        )
-        response = _json(
-            {"ok": False, "error": {"code": code.value, "status": exc.status, "message": exc.reason}}, exc.status
-        )
+        # unknown route or method, oversized body: the request itself is malformed (status 404, 405, 413)
+        error_body = {"code": ErrorCode.VALIDATION_FAILED.value, "status": exc.status, "message": exc.reason}
+        response = _json({"ok": False, "error": error_body}, exc.status)
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         error = DomainError(ErrorCode.INTERNAL, "internal error")

@@ -20,7 +20,6 @@ def expired_keys(
     return [
         key
         for key, record in entries
-        if "routingKey" in record
-        and partition_of(record["routingKey"], partitions) == partition
+        if partition_of(record["routingKey"], partitions) == partition
         and datetime.fromisoformat(record["decidedAt"]) < cutoff
     ]

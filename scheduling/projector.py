@@ -83,7 +83,7 @@ def _row(kind: str, d: dict[str, Any]) -> tuple[Any, ...]:
 
 
 class Projector:
-    def __init__(self, pool: asyncpg.Pool, nc: NATS | None, verifier: Verifier | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, nc: NATS | None, verifier: Verifier) -> None:
         self._pool = pool
         self._nc = nc
         self._verifier = verifier
@@ -119,13 +119,10 @@ class Projector:
     async def on_registration(self, msg: Msg) -> None:
         """PatientCachePort's writer: registration events upsert the patient's demographics."""
         try:
-            claims = self._verifier.claims((msg.headers or {}).get("Authorization")) if self._verifier else {}
+            tenant = self._verifier.claims((msg.headers or {}).get("Authorization"))["tenant"]
             patient = json.loads(msg.data)
             if not isinstance(patient, dict) or not isinstance(patient.get("patientId"), str):
                 raise ValueError("patientId is required")
-            tenant = claims.get("tenant") or patient.get("tenantId")
-            if not tenant:
-                raise ValueError("no tenant: send the registration's JWT in the Authorization header")
         except (DomainError, ValueError) as exc:
             log.warning("registration event on %s ignored: %s", msg.subject, exc)
             return

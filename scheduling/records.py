@@ -65,6 +65,7 @@ def decision_record(env: dict[str, Any], decision: Decision) -> dict[str, Any]:
     tenant = env["claims"].get("tenant", "")
     decided_at = now_iso()
     reply = decision.reply()
+    dead = _dead_letter(env, decision.error)
     return {
         "deliveryId": env["deliveryId"],
         "commandId": env["commandId"],
@@ -82,8 +83,8 @@ def decision_record(env: dict[str, Any], decision: Decision) -> dict[str, Any]:
             cloudevent(e, tenant=tenant, causation_id=env.get("causationId") or env["commandId"], time=decided_at)
             for e in decision.events
         ],
-        "deadLetter": _dead_letter(env, decision.error),
-        "command": env.get("body") if _dead_letter(env, decision.error) else None,
+        "deadLetter": dead,
+        "command": env.get("body") if dead else None,
         "followUps": [
             {
                 "key": f.token,
@@ -94,6 +95,7 @@ def decision_record(env: dict[str, Any], decision: Decision) -> dict[str, Any]:
                     "claims": {"tenant": tenant, "sub": "scheduling-follow-up", "scope": "scheduling:write"},
                     "commandId": f"{env['commandId']}:follow-up:{i}",
                     "replyTo": env.get("replyTo") if f.carries_reply else None,
+                    "causationId": env.get("causationId") or env["commandId"],
                     "receivedAt": decided_at,
                     "source": "follow-up",
                 },

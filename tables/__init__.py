@@ -20,7 +20,7 @@ waitlist = app.Table("waitlist", **_common)
 resources = app.Table("resources", **_common)
 #: "<token>:<day>" -> DayIndex (slots and active appointments starting that UTC day, slot holders)
 resource_days = app.Table("resource_days", **_common)
-#: "<tenant>:<commandId>" -> the decision record: how a repeat or a redelivery is answered
+#: (tenant, caller, routing token, idempotency key) -> the decision record: how a repeat or a redelivery is answered
 journal = app.Table("journal", **_common)
 
 INDEX_TABLES = {"resource": resources, "day": resource_days}

@@ -27,7 +27,7 @@ class TableState:
 
 
 def apply_changes(changes: list[dict[str, Any]], indexes: list[dict[str, Any]]) -> None:
-    """Write a decision's entities and indexes; an entity is never moved back to an older version.
+    """Write a decision's entities and indexes; none is ever moved back to an older version.
 
     Re-applying a recorded decision after a redelivery is therefore harmless.
     """
@@ -38,4 +38,7 @@ def apply_changes(changes: list[dict[str, Any]], indexes: list[dict[str, Any]]) 
         if current is None or current["version"] < data["version"]:
             table[data["id"]] = data
     for index in indexes:
-        INDEX_TABLES[index["kind"]][index["key"]] = index["data"]
+        table = INDEX_TABLES[index["kind"]]
+        current = table.get(index["key"])
+        if current is None or current.get("version", 0) < index["data"]["version"]:
+            table[index["key"]] = index["data"]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from conftest import unique
+from conftest import SECRET, unique
 from support.client import Client
 
 from scheduling import db
+from scheduling.auth import Verifier
 from scheduling.broker_guards import true_end_offsets
-from scheduling.config import DECISIONS_TOPIC
+from scheduling.config import DECISIONS_TOPIC, Settings
 from scheduling.projector import Projector
 
 TABLES = ("schedules", "slots", "appointments", "waitlist_entries")
@@ -74,7 +76,7 @@ async def test_replaying_the_decisions_topic_twice_yields_the_live_rows(service:
     pool = await db.pool(replica_dsn)
     try:
         records = await _all_records(service.kafka)
-        projector = Projector(pool, None)
+        projector = Projector(pool, None, Verifier(replace(Settings(), jwt_secret=SECRET, jwt_public_key=None)))
         for _ in range(2):  # at-least-once delivery: everything may come again
             await projector.handle_batch(records)
         live, replayed = await _rows(service.postgres), await _rows(replica_dsn)

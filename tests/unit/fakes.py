@@ -106,6 +106,10 @@ class InMemoryState:
             appointments={k: v for d in days for k, v in d.appointments.items()},
         )
 
+    def calendar_bucket(self, slot_id: str) -> DayIndex:
+        """The day bucket that holds a slot."""
+        return next(i for i in self.indexes.values() if isinstance(i, DayIndex) and slot_id in i.slots)
+
     # --- applying decisions ---
 
     def apply(self, decision: Decision) -> None:

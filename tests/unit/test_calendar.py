@@ -152,3 +152,13 @@ def test_a_slot_inside_an_exception_cannot_be_booked_before_its_part_closed_it()
     assert decision.ok
     state.entities[("slot", slot["id"])] = state.get(Slot, slot["id"]).model_copy(update={"status": SlotStatus.FREE})
     assert_refused(book(state, slot["id"]), ErrorCode.SLOT_NOT_AVAILABLE, 409)
+
+
+def test_every_decision_advances_the_versions_of_the_indexes_it_writes_once() -> None:
+    state = InMemoryState()
+    schedule = create_schedule(state)
+    slot = create_slot(state, schedule["id"], at(9))
+    before = state.calendar_bucket(slot["id"])
+    booked = book(state, slot["id"])
+    (bucket,) = [i for i in booked.indexes if isinstance(i, DayIndex)]
+    assert bucket.version == before.version + 1  # hold writes the bucket twice, one version step
