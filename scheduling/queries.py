@@ -256,6 +256,15 @@ def _waitlist_after(after: tuple[Any, ...] | None) -> tuple[int, datetime, str] 
         raise validation_error([{"field": "cursor", "message": "not a cursor of this list"}]) from None
 
 
+def _preview_range(body: dict[str, Any]) -> Any:
+    """The range to preview: `range {start, end}`, or `from`/`to` beside the pattern (as the list queries take)."""
+    if "range" in body:
+        return body["range"]
+    if "from" in body or "to" in body:
+        return {"start": body.get("from"), "end": body.get("to")}
+    return None
+
+
 def preview_pattern(body: Any) -> dict[str, Any]:
     """Expand a pattern over a range without storing anything."""
     from pydantic import ValidationError
@@ -268,16 +277,13 @@ def preview_pattern(body: Any) -> dict[str, Any]:
     parsed: dict[str, Any] = {}
     for field, model, raw in (
         ("availabilityPattern", AvailabilityPattern, body.get("availabilityPattern", body.get("pattern"))),
-        ("range", Period, body.get("range")),
+        ("range", Period, _preview_range(body)),
     ):
         if raw is None:
             details.append({"field": field, "message": "required"})
             continue
         try:
             parsed[field] = model.model_validate(raw)
-        except TypeError:
-            # domain.model.AvailabilityWindow compares a naive with an offset-aware time ("09:00" vs "10:00Z")
-            details.append({"field": f"{field}.windows", "message": "times of day must not carry an offset"})
         except ValidationError as exc:
             details += [{**d, "field": f"{field}.{d['field']}" if d["field"] else field} for d in pydantic_details(exc)]
     if details:
