@@ -1,8 +1,8 @@
 """The resource actor: one command at a time per partition, decided against table state.
 
 Order of writes for one command (DESIGN decision 4):
-1. the journal entry (the whole decision record) is written and the producer drained;
-2. entities and indexes are written to their tables;
+1. the journal entry (the whole decision record) is written and acknowledged;
+2. entities and indexes are written to their tables and acknowledged;
 3. the record goes to the decisions topic, then its follow-up commands to the commands
    topic, each acknowledged by the broker,
 before the stream moves on (Faust commits the offset only after that). Once step 1 is
@@ -33,6 +33,7 @@ from scheduling.faust_app import app, commands_topic, decisions_topic, settings
 from scheduling.journal import expired_keys
 from scheduling.records import decision_record, decode, encode, refusal_record
 from tables import journal
+from tables.durable import written
 from tables.state import TableState, apply_changes
 
 log = logging.getLogger(__name__)
@@ -73,13 +74,6 @@ async def until_done(step: Callable[[], Awaitable[None]], what: str) -> None:
             metrics.OUTBOX_RETRIES.inc()
             await asyncio.sleep(pause)
             pause = min(pause * 2, BACKOFF_MAX)
-
-
-async def _drain_producer() -> None:
-    """Faust's flush gives up after 0.1 s without progress: drain until the buffer is empty."""
-    while app.producer.buffer.size:
-        await app.producer.flush()
-    await app.producer.flush()
 
 
 async def _publish(key: bytes, record: dict[str, Any]) -> None:
@@ -127,6 +121,7 @@ async def handle(key: bytes, env: dict[str, Any], partition: int) -> dict[str, A
     prior = journal.get(journal_key(key, env))
     if prior is not None:
         record = _replay(prior, env)
+        await written()
         await _publish(key, record)
         return record
     command = parse_command(env["type"], env["body"])
@@ -135,8 +130,9 @@ async def handle(key: bytes, env: dict[str, Any], partition: int) -> dict[str, A
     metrics.DECISION_SECONDS.labels(env["type"]).observe(time.perf_counter() - started)
     record = {**decision_record(env, decision), "routingKey": key.decode(errors="replace")}
     journal[journal_key(key, env)] = record
-    await until_done(_drain_producer, f"journal write of {env.get('commandId')}")
+    await written()
     apply_changes(record["changes"], record["indexes"])
+    await written()
     await _publish(key, record)
     return record
 
@@ -151,6 +147,7 @@ async def _expire_journal(env: dict[str, Any], partition: int) -> dict[str, Any]
     expired = expired_keys(list(journal.items()), partition, settings.partitions, cutoff)
     for k in expired:
         del journal[k]
+    await written()
     return {"expired": len(expired)}
 
 
