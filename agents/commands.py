@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agents import reminders
+from agents import cursor, reminders
 from domain.commands import parse_command
 from domain.decisions import Context, Decision
 from domain.errors import DomainError, ErrorCode
@@ -155,27 +155,40 @@ async def _expire_journal(env: dict[str, Any], partition: int) -> dict[str, Any]
 PARTITION_WIDE = {"reminder.dispatch": _dispatch_reminders, "journal.expire": _expire_journal}
 
 
+async def decide_one(key: bytes, raw: bytes | None, partition: int, offset: int) -> None:
+    """Decide one command message; whatever happens, it is answered and the cursor moves past it."""
+    try:
+        env = decode(raw or b"")
+        assert isinstance(env, dict) and isinstance(env.get("claims"), dict)
+    except (ValueError, TypeError, AssertionError):
+        log.error("undecodable command at %s:%s", partition, offset)
+        metrics.COMMANDS.labels("unknown", ErrorCode.VALIDATION_FAILED.value).inc()
+        cursor.advance(partition, offset)
+        await written()
+        return
+    try:
+        record = await handle(key, env, partition)
+    except DomainError as error:
+        record = refusal_record(env, error)
+        await _publish(key, record)
+    except Exception as exc:  # raised before anything was journaled: nothing was decided
+        log.exception("command %s crashed the actor; dead-lettered", env.get("commandId"))
+        details = {"exception": type(exc).__name__}
+        error = DomainError(ErrorCode.INTERNAL, "the command could not be processed", details)
+        record = {**refusal_record(env, error), "trace": traceback.format_exc(limit=5)}
+        await _publish(key, record)
+    cursor.advance(partition, offset)
+    await written()
+    metrics.COMMANDS.labels(env.get("type", "unknown"), record["outcome"]).inc()
+
+
 @app.agent(commands_topic, concurrency=1)
 async def resource_actor(stream: Any) -> Any:
-    """No exception escapes: Faust would ack and skip the command silently (faust-streaming #315/#527)."""
+    """No exception escapes (Faust would ack and skip the command, #315/#527), and no gap is left behind."""
     async for event in stream.events():
-        key: bytes = event.key or b""
-        try:
-            env = decode(event.value)
-            assert isinstance(env, dict) and isinstance(env.get("claims"), dict)
-        except (ValueError, TypeError, AssertionError):
-            log.error("undecodable command at %s:%s", event.message.partition, event.message.offset)
-            metrics.COMMANDS.labels("unknown", ErrorCode.VALIDATION_FAILED.value).inc()
-            continue
-        try:
-            record = await handle(key, env, event.message.partition)
-        except DomainError as error:
-            record = refusal_record(env, error)
-            await _publish(key, record)
-        except Exception as exc:  # raised before anything was journaled: nothing was decided
-            log.exception("command %s crashed the actor; dead-lettered", env.get("commandId"))
-            details = {"exception": type(exc).__name__}
-            error = DomainError(ErrorCode.INTERNAL, "the command could not be processed", details)
-            record = {**refusal_record(env, error), "trace": traceback.format_exc(limit=5)}
-            await _publish(key, record)
-        metrics.COMMANDS.labels(env.get("type", "unknown"), record["outcome"]).inc()
+        partition, offset = event.message.partition, event.message.offset
+        expected = cursor.expected(partition)
+        if offset > expected:
+            async for missed in cursor.missed(partition, expected, offset):
+                await decide_one(missed.key or b"", missed.value, partition, missed.offset)
+        await decide_one(event.key or b"", event.value, partition, offset)

@@ -12,6 +12,9 @@ DECISION_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
 OUTBOX_RETRIES = Counter("scheduling_outbox_retries_total", "Retried writes of already-journaled decisions")
+SKIPPED_COMMANDS = Counter(
+    "scheduling_skipped_commands_total", "Commands the stream skipped and the actor read back itself"
+)
 DEAD_LETTERS = Counter("scheduling_dead_letters_total", "Records sent to the dead-letter stream", ["type"])
 CONSUMER_LAG = Gauge("scheduling_consumer_lag_records", "Commands not yet decided by the actors", ["partition"])
 PROJECTOR_LAG = Gauge("scheduling_projector_lag_records", "Decision records not yet projected", ["partition"])

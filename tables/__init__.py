@@ -24,5 +24,8 @@ resource_days = table(app, "resource_days", **_common)
 #: (tenant, caller, routing token, idempotency key) -> the decision record: how a repeat or a redelivery is answered
 journal = table(app, "journal", **_common)
 
+#: partition -> the next command offset its actor expects (agents/cursor.py)
+cursor = table(app, "cursor", **_common)
+
 INDEX_TABLES = {"resource": resources, "day": resource_days}
 ENTITY_TABLES = {"schedule": schedules, "slot": slots, "appointment": appointments, "waitlist": waitlist}

@@ -63,7 +63,11 @@ async def test_killing_the_worker_mid_burst_loses_and_doubles_nothing(service: A
 
         ok = [r["data"] for r in replies if r["ok"]]
         refused = [r["error"]["code"] for r in replies if not r["ok"]]
-        assert len(ok) == SLOTS and sorted(a["slotId"] for a in ok) == sorted(slots)
+        by_slot: dict[str, list[dict[str, Any]]] = {}
+        for appointment in ok:
+            by_slot.setdefault(appointment["slotId"], []).append(appointment)
+        doubled = {k: [(a["id"], a["patientId"], a["version"]) for a in v] for k, v in by_slot.items() if len(v) > 1}
+        assert len(ok) == SLOTS and sorted(by_slot) == sorted(slots), f"doubled: {doubled}; logs in {service.data_dir}"
         assert set(refused) <= {"SLOT_NOT_AVAILABLE"} and len(refused) == SLOTS
 
         status, body, _ = await client.get(f"/schedules/{schedule['id']}/slots", limit="100")
