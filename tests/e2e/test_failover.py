@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import unique
-from support.client import Client, eventually
+from support.client import Client, eventually, schedule_body
 
 SLOTS = 24
 
@@ -28,20 +28,14 @@ async def _book_until_answered(client: Client, body: dict[str, Any], key: str) -
 @pytest.mark.slow
 async def test_killing_the_worker_mid_burst_loses_and_doubles_nothing(service: Any) -> None:
     async with Client(service) as client:
-        schedule = await client.ok(
-            "schedule.create",
-            {
-                "actor": {"reference": unique("Practitioner/f"), "type": "Practitioner"},
-                "locationId": "loc",
-                "serviceType": "gp",
-                "planningHorizon": {"start": "2027-03-01T00:00:00Z", "end": "2027-03-02T00:00:00Z"},
-                "availabilityPattern": {
-                    "windows": [{"daysOfWeek": ["mon"], "startTime": "08:00", "endTime": "14:00"}],
-                    "slotMinutes": 15,
-                    "timezone": "UTC",
-                },
-            },
+        body = schedule_body(
+            unique("Practitioner/f"),
+            "2027-03-01T00:00:00Z",
+            "2027-03-02T00:00:00Z",
+            days=("mon",),
+            window=("08:00", "14:00"),
         )
+        schedule = await client.ok("schedule.create", body)
         status, body, _ = await client.get(f"/schedules/{schedule['id']}/slots", limit="100")
         slots = [s["id"] for s in body["data"]]
         assert len(slots) == SLOTS

@@ -5,27 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from conftest import unique
-from support.client import Client
+from support.client import Client, schedule_body
 
 
 async def test_a_long_pattern_is_answered_once_all_its_slots_are_queryable(service: Any) -> None:
     async with Client(service) as client:
-        schedule = await client.ok(
-            "schedule.create",
-            {
-                "actor": {"reference": unique("Practitioner/big"), "type": "Practitioner"},
-                "locationId": "loc",
-                "serviceType": "gp",
-                "planningHorizon": {"start": "2027-05-03T00:00:00Z", "end": "2027-08-01T00:00:00Z"},
-                "availabilityPattern": {
-                    "windows": [
-                        {"daysOfWeek": ["mon", "tue", "wed", "thu", "fri"], "startTime": "08:00", "endTime": "16:00"}
-                    ],
-                    "slotMinutes": 15,
-                    "timezone": "UTC",
-                },
-            },
+        weekdays = ("mon", "tue", "wed", "thu", "fri")
+        body = schedule_body(
+            unique("Practitioner/big"),
+            "2027-05-03T00:00:00Z",
+            "2027-08-01T00:00:00Z",
+            days=weekdays,
+            window=("08:00", "16:00"),
         )
+        schedule = await client.ok("schedule.create", body)
         assert schedule["slotCount"] == 65 * 32
         ids: list[str] = []
         cursor: str | None = None

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from conftest import SECRET, unique
-from support.client import Client
+from support.client import Client, schedule_body
 
 from scheduling import db
 from scheduling.auth import Verifier
@@ -48,20 +48,10 @@ async def _rows(dsn: str) -> dict[str, dict[str, Any]]:
 
 async def test_replaying_the_decisions_topic_twice_yields_the_live_rows(service: Any) -> None:
     async with Client(service) as client:
-        schedule = await client.ok(
-            "schedule.create",
-            {
-                "actor": {"reference": unique("Practitioner/replay"), "type": "Practitioner"},
-                "locationId": "loc",
-                "serviceType": "gp",
-                "planningHorizon": {"start": "2027-07-05T00:00:00Z", "end": "2027-07-06T00:00:00Z"},
-                "availabilityPattern": {
-                    "windows": [{"daysOfWeek": ["mon"], "startTime": "09:00", "endTime": "10:00"}],
-                    "slotMinutes": 15,
-                    "timezone": "UTC",
-                },
-            },
+        body = schedule_body(
+            unique("Practitioner/replay"), "2027-07-05T00:00:00Z", "2027-07-06T00:00:00Z", days=("mon",)
         )
+        schedule = await client.ok("schedule.create", body)
         status, body, _ = await client.get(f"/schedules/{schedule['id']}/slots")
         first, second = body["data"][0]["id"], body["data"][1]["id"]
         booked = await client.ok("appointment.book", {"slotId": first, "patientId": "pat-r"})

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import SECRET, Service, _read_ready, unique
-from support.client import Client
+from support.client import Client, schedule_body
 
 from scheduling import stack
 
@@ -56,15 +56,8 @@ async def test_dev_uses_the_services_it_is_given_and_leaves_them_running(
     started_here = [n for n in ("tansu.log", "nats.log", "postgres.log", "pgdata") if (service.data_dir / n).exists()]
     assert started_here == []
     async with Client(service) as client:
-        schedule = await client.ok(
-            "schedule.create",
-            {
-                "actor": {"reference": unique("Practitioner/x"), "type": "Practitioner"},
-                "locationId": "loc",
-                "serviceType": "gp",
-                "planningHorizon": {"start": "2027-09-01T00:00:00Z", "end": "2027-09-02T00:00:00Z"},
-            },
-        )
+        body = schedule_body(unique("Practitioner/x"), "2027-09-01T00:00:00Z", "2027-09-02T00:00:00Z")
+        schedule = await client.ok("schedule.create", body)
         status, body, _ = await client.get(f"/schedules/{schedule['id']}")
         assert status == 200 and body["data"]["id"] == schedule["id"]
     process.send_signal(signal.SIGTERM)

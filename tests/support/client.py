@@ -118,3 +118,28 @@ async def eventually(check: Callable[[], Any], *, within: float = 15, interval: 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met in {within}s (last value {value!r})")
         await asyncio.sleep(interval)
+
+
+def schedule_body(
+    actor: str,
+    start: str,
+    end: str,
+    *,
+    days: tuple[str, ...] = (),
+    window: tuple[str, str] = ("09:00", "10:00"),
+    slot_minutes: int = 15,
+) -> dict[str, Any]:
+    """A CreateSchedule body for a Practitioner; with `days`, a weekly UTC pattern opens slots."""
+    body: dict[str, Any] = {
+        "actor": {"reference": actor, "type": "Practitioner"},
+        "locationId": "loc",
+        "serviceType": "gp",
+        "planningHorizon": {"start": start, "end": end},
+    }
+    if days:
+        body["availabilityPattern"] = {
+            "windows": [{"daysOfWeek": list(days), "startTime": window[0], "endTime": window[1]}],
+            "slotMinutes": slot_minutes,
+            "timezone": "UTC",
+        }
+    return body
