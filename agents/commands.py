@@ -21,6 +21,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from agents import cursor, reminders
@@ -182,13 +183,19 @@ async def decide_one(key: bytes, raw: bytes | None, partition: int, offset: int)
     metrics.COMMANDS.labels(env.get("type", "unknown"), record["outcome"]).inc()
 
 
+async def _decide_missed(partition: int, stop: int) -> None:
+    """Decide the commands the stream skipped before `stop`; a retry resumes where the cursor got to."""
+    async for missed in cursor.missed(partition, cursor.expected(partition), stop):
+        await decide_one(missed.key or b"", missed.value, partition, missed.offset)
+
+
 @app.agent(commands_topic, concurrency=1)
 async def resource_actor(stream: Any) -> Any:
     """No exception escapes (Faust would ack and skip the command, #315/#527), and no gap is left behind."""
     async for event in stream.events():
         partition, offset = event.message.partition, event.message.offset
-        expected = cursor.expected(partition)
-        if offset > expected:
-            async for missed in cursor.missed(partition, expected, offset):
-                await decide_one(missed.key or b"", missed.value, partition, missed.offset)
+        if offset > cursor.expected(partition):
+            await until_done(
+                partial(_decide_missed, partition, offset), f"reading back skipped commands of {partition}"
+            )
         await decide_one(event.key or b"", event.value, partition, offset)
