@@ -119,7 +119,8 @@ async def handle(key: bytes, env: dict[str, Any], partition: int) -> dict[str, A
         record = decision_record(env, Decision(data=summary))
         await _publish(key, record)
         return record
-    prior = journal.get(journal_key(key, env))
+    journaled_as = journal_key(key, env)
+    prior = journal.get(journaled_as)
     if prior is not None:
         record = _replay(prior, env)
         await written()
@@ -130,7 +131,7 @@ async def handle(key: bytes, env: dict[str, Any], partition: int) -> dict[str, A
     decision = decide(command, _state, context_of(key, env))
     metrics.DECISION_SECONDS.labels(env["type"]).observe(time.perf_counter() - started)
     record = {**decision_record(env, decision), "routingKey": key.decode(errors="replace")}
-    journal[journal_key(key, env)] = record
+    journal[journaled_as] = record
     await written()
     apply_changes(record["changes"], record["indexes"])
     await written()

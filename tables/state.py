@@ -32,13 +32,12 @@ def apply_changes(changes: list[dict[str, Any]], indexes: list[dict[str, Any]]) 
     Re-applying a recorded decision after a redelivery is therefore harmless.
     """
     for change in changes:
-        table = ENTITY_TABLES[change["kind"]]
-        data = change["data"]
-        current = table.get(data["id"])
-        if current is None or current["version"] < data["version"]:
-            table[data["id"]] = data
+        _write_if_newer(ENTITY_TABLES[change["kind"]], change["data"]["id"], change["data"])
     for index in indexes:
-        table = INDEX_TABLES[index["kind"]]
-        current = table.get(index["key"])
-        if current is None or current.get("version", 0) < index["data"]["version"]:
-            table[index["key"]] = index["data"]
+        _write_if_newer(INDEX_TABLES[index["kind"]], index["key"], index["data"])
+
+
+def _write_if_newer(table: Any, key: str, data: dict[str, Any]) -> None:
+    current = table.get(key)
+    if current is None or current.get("version", 0) < data["version"]:
+        table[key] = data

@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any
 
 from conftest import unique
-from support.client import Client
+from support.client import Client, schedule_body
 
 CLIENTS = 8
 SLOTS = 20
@@ -21,15 +21,10 @@ async def test_200_concurrent_bookings_of_20_slots_make_exactly_20_appointments(
         clients = [await stack.enter_async_context(Client(service)) for _ in range(CLIENTS)]
         admin = clients[0]
         actor = unique("Practitioner/race")
-        schedule = await admin.ok(
-            "schedule.create",
-            {
-                "actor": {"reference": actor, "type": "Practitioner"},
-                "locationId": "clinic-race",
-                "serviceType": "general-practice",
-                "planningHorizon": {"start": f"{DAY}T00:00:00Z", "end": f"{DAY}T23:59:00Z"},
-            },
+        body = schedule_body(
+            actor, f"{DAY}T00:00:00Z", f"{DAY}T23:59:00Z", location="clinic-race", service="general-practice"
         )
+        schedule = await admin.ok("schedule.create", body)
         slots = [
             await admin.ok(
                 "slot.create",

@@ -128,12 +128,14 @@ def schedule_body(
     days: tuple[str, ...] = (),
     window: tuple[str, str] = ("09:00", "10:00"),
     slot_minutes: int = 15,
+    location: str = "loc",
+    service: str = "gp",
 ) -> dict[str, Any]:
     """A CreateSchedule body for a Practitioner; with `days`, a weekly UTC pattern opens slots."""
     body: dict[str, Any] = {
         "actor": {"reference": actor, "type": "Practitioner"},
-        "locationId": "loc",
-        "serviceType": "gp",
+        "locationId": location,
+        "serviceType": service,
         "planningHorizon": {"start": start, "end": end},
     }
     if days:
