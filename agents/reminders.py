@@ -14,24 +14,24 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from domain.commands import DispatchReminder, MarkReminderSent, parse_as
 from domain.ids import token_of
 from domain.model import Appointment
 from domain.reminders import due
 from scheduling import ports
 from scheduling.faust_app import settings
 from scheduling.routing import partition_of
+from scheduling.wire import Claims, CommandEnvelope
 from tables import appointments
 
 log = logging.getLogger(__name__)
 
 
-async def dispatch(env: dict[str, Any], partition: int, decide_internal: Any) -> dict[str, Any]:
+async def dispatch(env: CommandEnvelope, partition: int, decide_internal: Any) -> dict[str, Any]:
     """Hand off the reminders due on `partition`; returns a summary for the decision record."""
-    body = env.get("body") or {}
-    now = datetime.fromisoformat(body["now"]) if body.get("now") else datetime.now(UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
-    tenant = env["claims"].get("tenant", "*")
+    command = parse_as(DispatchReminder, env.body)
+    now = command.now or datetime.now(UTC)
+    tenant = env.claims.tenant
     owned = (
         Appointment.model_validate(data)
         for aid, data in list(appointments.items())
@@ -47,15 +47,14 @@ async def dispatch(env: dict[str, Any], partition: int, decide_internal: Any) ->
         if await port.reminders.request(appointment, lead, patient):
             await decide_internal(
                 token_of(appointment.id).encode(),
-                {
-                    "deliveryId": f"reminder:{appointment.id}:{lead}",
-                    "type": "reminder.sent",
-                    "body": {"appointmentId": appointment.id, "leadMinutes": lead},
-                    "claims": {"tenant": appointment.tenant_id, "sub": "scheduling-reminders"},
-                    "commandId": f"reminder:{appointment.id}:{lead}",
-                    "replyTo": None,
-                    "source": "reminders",
-                },
+                CommandEnvelope(
+                    delivery_id=f"reminder:{appointment.id}:{lead}",
+                    type=MarkReminderSent.NAME,
+                    body={"appointmentId": appointment.id, "leadMinutes": lead},
+                    claims=Claims(tenant=appointment.tenant_id, sub="scheduling-reminders"),
+                    command_id=f"reminder:{appointment.id}:{lead}",
+                    source="reminders",
+                ),
             )
             sent += 1
         else:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from scheduling.faust_app import app, commands_topic, settings
-from scheduling.records import encode
 from scheduling.routing import fan_out
+from scheduling.wire import Claims
 
 
 async def _to_every_partition(command_type: str, sub: str) -> None:
-    claims: dict[str, Any] = {"tenant": "*", "sub": sub, "scope": "scheduling:admin"}
+    claims = Claims(tenant="*", sub=sub, scope="scheduling:admin")
     tick = f"{command_type}-{uuid.uuid4().hex}"
     for partition, env in fan_out(settings.partitions, command_type, claims, {}, tick, "timer"):
         await app.producer.send_and_wait(
-            commands_topic.get_topic_name(), command_type.encode(), encode(env), partition, None, None
+            commands_topic.get_topic_name(), command_type.encode(), env.encode(), partition, None, None
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -20,14 +21,17 @@ from nats.aio.msg import Msg
 from domain.commands import BridgePortalAppointment, DispatchReminder, parse_command
 from domain.errors import DomainError, ErrorCode, validation_error
 from domain.ids import resource_token
+from domain.limits import FORBIDDEN_IN_NAMES, load_json, text_problem
 from domain.usecases import command_token
 from scheduling.auth import Verifier, require
 from scheduling.config import COMMAND_SUBJECT_PREFIX, COMMANDS_TOPIC, DECISIONS_TOPIC, PORTAL_SUBJECT, Settings
-from scheduling.records import encode, envelope, refusal_record
 from scheduling.routing import fan_out
+from scheduling.wire import Claims, CommandEnvelope, DecisionRecord
 
 log = logging.getLogger(__name__)
 QUEUE_GROUP = "scheduling-bridge"
+#: an idempotency key (`Nats-Msg-Id`) longer than this is refused, as `commandId` is
+MAX_KEY_LENGTH = 128
 #: Commands reachable from outside; internal ones (reminder.sent) are not.
 PUBLIC_COMMANDS = frozenset(
     {
@@ -73,65 +77,77 @@ class CommandBridge:
         await self._submit(msg, BridgePortalAppointment.NAME, None, source="portal")
 
     async def _submit(self, msg: Msg, name: str, msg_id: str | None, *, source: str) -> None:
-        headers = msg.headers or {}
-        env: dict[str, Any] = envelope(
-            command_type=name, body={}, claims={}, command_id=msg_id, reply_to=msg.reply or None, source=source
-        )
+        """Answer every message: a refusal at once, or the envelope handed to the stream (the projector answers)."""
         try:
-            env["claims"] = self._verifier.claims(headers.get("Authorization"))
-            body = _decode(msg.data)
-            env["body"] = body
+            await self._hand_over(msg, name, msg_id, source)
+        except Exception as exc:  # a message must never kill the callback silently: answer and dead-letter it
+            log.exception("command on %s could not be read", msg.subject)
+            error = DomainError(
+                ErrorCode.INTERNAL, "the command could not be processed", {"exception": type(exc).__name__}
+            )
+            await self._refuse(msg, name, msg_id, source, None, None, error)
+
+    async def _hand_over(self, msg: Msg, name: str, msg_id: str | None, source: str) -> None:
+        headers = msg.headers or {}
+        claims: Claims | None = None
+        body: Any = None
+        try:
+            claims = self._verifier.claims(headers.get("Authorization"))
+            body = load_json(msg.data or b"null")
             if source == "nats" and name not in PUBLIC_COMMANDS:
                 raise validation_error(
                     [{"field": "subject", "message": f"unknown command {name!r}"}], "unknown command"
                 )
+            if msg_id is not None and (
+                not 0 < len(msg_id) <= MAX_KEY_LENGTH or text_problem(msg_id, FORBIDDEN_IN_NAMES)
+            ):
+                raise validation_error([{"field": "Nats-Msg-Id", "message": "1 to 128 characters of text"}])
             command = parse_command(name, body)
             if isinstance(command, DispatchReminder):
-                await self._dispatch_reminders(msg, env, command)
+                await self._dispatch_reminders(msg, claims, command, msg_id)
                 return
+            env = CommandEnvelope.new(
+                command_type=name, body=body, claims=claims, command_id=msg_id or command.command_id,
+                reply_to=msg.reply or None, source=source,
+            )  # fmt: skip
             if isinstance(command, BridgePortalAppointment):
                 # journaled apart from other commands' keys; the events name the portal's own request id
-                env["commandId"] = f"portal:{command.request_id}"
-                env["causationId"] = command.request_id
-            elif not msg_id and command.command_id:
-                env["commandId"] = command.command_id
-            key = command_token(command, env["claims"]["tenant"]).encode()
+                env = env.model_copy(
+                    update={"command_id": f"portal:{command.request_id}", "causation_id": command.request_id}
+                )
+            key = command_token(command, claims.tenant).encode()
         except DomainError as error:
-            await self._refuse(msg, env, error)
-            return
-        except Exception as exc:  # a message must never kill the callback silently: answer and dead-letter it
-            log.exception("command %s could not be read", env["commandId"])
-            error = DomainError(
-                ErrorCode.INTERNAL, "the command could not be processed", {"exception": type(exc).__name__}
-            )
-            await self._refuse(msg, env, error)
+            await self._refuse(msg, name, msg_id, source, claims, body, error)
             return
         try:
             await asyncio.wait_for(
-                self._producer.send_and_wait(COMMANDS_TOPIC, encode(env), key=key), self._settings.command_timeout
+                self._producer.send_and_wait(COMMANDS_TOPIC, env.encode(), key=key), self._settings.command_timeout
             )
         except Exception as exc:
-            log.warning("command %s not handed to the stream: %r", env["commandId"], exc)
+            log.warning("command %s not handed to the stream: %r", env.command_id, exc)
             await self._reply(
                 msg,
                 DomainError(
                     ErrorCode.UNAVAILABLE,
                     "the command was not handed to the stream in time; its outcome is unknown: repeat it with "
                     "the same idempotency key (details.commandId) to learn it",
-                    {"commandId": env["commandId"]},
+                    {"commandId": env.command_id},
                 ).as_reply(),
             )
 
-    async def _dispatch_reminders(self, msg: Msg, env: dict[str, Any], command: DispatchReminder) -> None:
+    async def _dispatch_reminders(
+        self, msg: Msg, claims: Claims, command: DispatchReminder, msg_id: str | None
+    ) -> None:
         """Fan a DispatchReminder out to every partition; reminders are sent asynchronously, as events say."""
-        require(env["claims"], "scheduling:admin")
+        require(claims, "scheduling:admin")
         body = {"now": command.now.isoformat()} if command.now else {}
-        fanned = fan_out(self._settings.partitions, "reminder.dispatch", env["claims"], body, env["commandId"], "nats")
+        command_id = msg_id or command.command_id or f"auto-{uuid.uuid4().hex}"
+        fanned = fan_out(self._settings.partitions, "reminder.dispatch", claims, body, command_id, "nats")
         try:
             for partition, sub_env in fanned:
                 await asyncio.wait_for(
                     self._producer.send_and_wait(
-                        COMMANDS_TOPIC, encode(sub_env), key=b"reminders", partition=partition
+                        COMMANDS_TOPIC, sub_env.encode(), key=b"reminders", partition=partition
                     ),
                     self._settings.command_timeout,
                 )
@@ -142,24 +158,37 @@ class CommandBridge:
             return
         await self._reply(msg, {"ok": True, "data": {"partitions": len(fanned), "now": body.get("now")}})
 
-    async def _refuse(self, msg: Msg, env: dict[str, Any], error: DomainError) -> None:
+    async def _refuse(
+        self,
+        msg: Msg,
+        name: str,
+        msg_id: str | None,
+        source: str,
+        claims: Claims | None,
+        body: Any,
+        error: DomainError,
+    ) -> None:
         await self._reply(msg, error.as_reply())
-        record = {**refusal_record(env, error), "replyTo": None}
-        tenant = env["claims"].get("tenant") or "unauthenticated"
+        record = DecisionRecord.rejected(
+            command_type=name, command_id=msg_id or "", source=source, claims=claims, body=body, error=error
+        )
+        tenant = claims.tenant if claims else "unauthenticated"
         try:
             await self._producer.send_and_wait(
-                DECISIONS_TOPIC, encode(record), key=resource_token(tenant, "*").encode()
+                DECISIONS_TOPIC, record.encode(), key=resource_token(tenant, "*").encode()
             )
         except Exception as exc:  # the caller has its answer; only the audit copy is lost, and said so
-            log.error("refusal of %s not recorded: %r", env["commandId"], exc)
+            log.error("refusal of %s not recorded: %r", record.command_id, exc)
 
     async def _reply(self, msg: Msg, reply: dict[str, Any]) -> None:
-        if msg.reply:
-            await self._nc.publish(msg.reply, encode(reply), headers={"Content-Type": "application/json"})
+        if not msg.reply:
+            return
+        try:
+            await self._nc.publish(msg.reply, json.dumps(reply).encode(), headers={"Content-Type": "application/json"})
+        except Exception as exc:  # NATS is away: the caller's request times out and it retries with its key
+            log.warning("reply to %s not sent: %r", msg.reply, exc)
 
 
-def _decode(data: bytes) -> Any:
-    try:
-        return json.loads(data or b"null")
-    except (UnicodeDecodeError, ValueError):
-        raise validation_error([{"field": "body", "message": "malformed JSON"}], "malformed JSON") from None
+def _is_key(msg_id: str) -> bool:
+    """An idempotency key is a name: 1 to 128 characters, no control characters."""
+    return 0 < len(msg_id) <= MAX_KEY_LENGTH and text_problem(msg_id, FORBIDDEN_IN_NAMES) is None

@@ -3,53 +3,64 @@
 Each event is published with `Nats-Msg-Id` = its CloudEvent id, so a
 re-publish after a crash inside the stream's duplicate window is dropped by
 the server; the Kafka offset is committed only after every JetStream ack.
+A record the relay cannot read, or JetStream refuses for its content, is parked
+on the dead-letter topic and the relay moves on; while NATS is away, the batch
+is retried (scheduling/kafka.py) and nothing is committed.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from nats.js import JetStreamContext
 
 from scheduling import metrics
-from scheduling.kafka import Batch
-from scheduling.records import decode, encode
+from scheduling.failures import is_record_fault
+from scheduling.kafka import Batch, park
+from scheduling.wire import DecisionRecord, Unreadable
 
 log = logging.getLogger(__name__)
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 #: what an operator needs to inspect and replay a dead-lettered command
-DEAD_LETTER_FIELDS = (
-    "deliveryId", "commandId", "type", "source", "tenant", "caller", "reply", "outcome", "decidedAt", "command",
-)  # fmt: skip
+DEAD_LETTER_FIELDS = {
+    "delivery_id", "command_id", "type", "source", "tenant", "caller", "reply", "outcome", "decided_at", "command",
+    "unreadable",
+}  # fmt: skip
 
 
 class Relay:
-    def __init__(self, js: JetStreamContext) -> None:
+    def __init__(self, js: JetStreamContext, producer: AIOKafkaProducer) -> None:
         self._js = js
+        self._producer = producer
 
     async def handle_batch(self, records: Batch) -> None:
         """Publish in record order, each acknowledged before the next: per entity, events keep version order."""
         for message in records:
             try:
-                record = decode(message.value or b"")
-            except ValueError:
-                log.error("undecodable decision record at offset %s; skipped", message.offset)
+                record = DecisionRecord.decode(message.value, "decision record")
+            except Unreadable as exc:
+                await park(self._producer, "relay", "unreadable", message, exc.reason)
                 continue
-            await self._publish(record)
+            try:
+                await self._publish(record)
+            except Exception as exc:
+                if not is_record_fault(exc):
+                    raise  # NATS away: the batch is retried, JetStream drops what was already stored
+                await park(self._producer, "relay", "unapplicable", message, f"JetStream refused it: {exc!r}")
 
-    async def _publish(self, record: dict[str, Any]) -> None:
-        for event in record.get("events", []):
+    async def _publish(self, record: DecisionRecord) -> None:
+        for event in record.events:
             await self._js.publish(
-                f"scheduling.events.{event['type']}",
-                encode(event),
-                headers={"Nats-Msg-Id": event["id"], "Content-Type": CLOUDEVENTS_JSON},
+                f"scheduling.events.{event.type}",
+                event.encode(),
+                headers={"Nats-Msg-Id": event.id, "Content-Type": CLOUDEVENTS_JSON},
             )
-        if record.get("deadLetter"):
-            metrics.DEAD_LETTERS.labels(record.get("type", "unknown")).inc()
-            letter = {k: record[k] for k in DEAD_LETTER_FIELDS if k in record}
+        if record.dead_letter:
+            metrics.DEAD_LETTERS.labels(record.type).inc()
+            letter = record.model_dump_json(by_alias=True, include=DEAD_LETTER_FIELDS).encode()
             await self._js.publish(
-                f"scheduling.dlq.{record.get('type') or 'unknown'}",
-                encode(letter),
-                headers={"Nats-Msg-Id": f"dlq-{record['deliveryId']}", "Content-Type": "application/json"},
+                f"scheduling.dlq.{record.type}",
+                letter,
+                headers={"Nats-Msg-Id": f"dlq-{record.delivery_id}", "Content-Type": "application/json"},
             )

@@ -7,11 +7,12 @@ HTTP routes to it.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from domain.errors import pydantic_details, validation_error
+from domain.limits import safe_name, safe_text
 from domain.model import (
     Actor,
     AvailabilityPattern,
@@ -24,8 +25,8 @@ from domain.model import (
 )
 from domain.status import AppointmentStatus
 
-Text = Annotated[str, Field(min_length=1, max_length=200)]
-CommandId = Annotated[str, Field(min_length=1, max_length=128)]
+Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(safe_text)]
+CommandId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(safe_name)]
 Version = Annotated[int, Field(ge=1)]
 
 
@@ -48,7 +49,7 @@ class BookAppointment(Command):
     patient_id: Text
     service_type: Text | None = None
     participants: Annotated[list[Participant], Field(max_length=20)] = []
-    description: Annotated[str, Field(max_length=2000)] | None = None
+    description: Annotated[str, Field(max_length=2000), AfterValidator(safe_text)] | None = None
     allow_double_booking: bool = False
 
 
@@ -69,7 +70,7 @@ class UpdateAppointmentStatus(Command):
 class CancelAppointment(Command):
     NAME: ClassVar[str] = "appointment.cancel"
     appointment_id: Id
-    reason: Annotated[str, Field(max_length=500)] | None = None
+    reason: Annotated[str, Field(max_length=500), AfterValidator(safe_text)] | None = None
     expected_version: Version | None = None
 
 
@@ -104,7 +105,7 @@ class AddScheduleException(Command):
     schedule_id: Id
     start: UtcDatetime
     end: UtcDatetime
-    reason: Annotated[str, Field(max_length=500)] | None = None
+    reason: Annotated[str, Field(max_length=500), AfterValidator(safe_text)] | None = None
 
     @field_validator("end")
     @classmethod
@@ -141,6 +142,23 @@ class FulfillWaitlistEntry(Command):
     appointment_id: Id
 
 
+class VerifyWaitlistAppointment(Command):
+    """Internal: on the appointment's partition, check it is this tenant's and this patient's (waitlist fulfilment)."""
+
+    NAME: ClassVar[str] = "waitlist.verify-appointment"
+    entry_id: Id
+    appointment_id: Id
+    patient_id: Text
+
+
+class CompleteWaitlistFulfilment(Command):
+    """Internal: back on the entry's partition, fulfil it with the verified appointment."""
+
+    NAME: ClassVar[str] = "waitlist.complete-fulfilment"
+    entry_id: Id
+    appointment_id: Id
+
+
 class BridgePortalAppointment(Command):
     NAME: ClassVar[str] = "portal.appointment.requested"
     request_id: CommandId
@@ -150,7 +168,7 @@ class BridgePortalAppointment(Command):
     start: UtcDatetime | None = None
     end: UtcDatetime | None = None
     service_type: Text
-    note: Annotated[str, Field(max_length=2000)] | None = None
+    note: Annotated[str, Field(max_length=2000), AfterValidator(safe_text)] | None = None
 
     @field_validator("end")
     @classmethod
@@ -166,7 +184,7 @@ class BridgePortalAppointment(Command):
 
 class DispatchReminder(Command):
     NAME: ClassVar[str] = "reminder.dispatch"
-    now: datetime | None = None
+    now: UtcDatetime | None = None
 
 
 class MarkReminderSent(Command):
@@ -222,6 +240,8 @@ COMMANDS: dict[str, type[Command]] = {
         CreateSlot,
         AddToWaitlist,
         FulfillWaitlistEntry,
+        VerifyWaitlistAppointment,
+        CompleteWaitlistFulfilment,
         BridgePortalAppointment,
         DispatchReminder,
         MarkReminderSent,
@@ -240,6 +260,14 @@ def parse_command(name: str, body: Any) -> Command:
             [{"field": "type", "message": f"unknown command {name!r}"}],
             "unknown command",
         )
+    return parse_as(cls, body)
+
+
+C = TypeVar("C", bound=Command)
+
+
+def parse_as(cls: type[C], body: Any) -> C:
+    """Build a command of a known type from a decoded JSON body, or raise VALIDATION_FAILED."""
     if not isinstance(body, dict):
         raise validation_error([{"field": "body", "message": "a JSON object is required"}])
     try:

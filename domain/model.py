@@ -7,7 +7,7 @@ and overlap checks never mix offsets.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, time
+from datetime import time
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
@@ -21,16 +21,14 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from domain.limits import bounded_utc, safe_text
 from domain.status import AppointmentStatus
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+#: an aware time, normalized to UTC and bounded (domain/limits.py), so no arithmetic on it overflows
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(bounded_utc)]
 
 
 def _local(value: time) -> time:
@@ -70,7 +68,7 @@ RESOURCE_ACTOR_TYPES = frozenset(
 
 
 class Actor(Model):
-    reference: Annotated[str, Field(min_length=1, max_length=200)]
+    reference: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(safe_text)]
     type: ActorType
 
 

@@ -66,8 +66,10 @@ def command_token(command: c.Command, tenant: str) -> str:
             return resource_token(tenant, actor.reference)
         case c.AddToWaitlist(provider_id=provider):
             return resource_token(tenant, provider or "*")
-        case c.FulfillWaitlistEntry(entry_id=eid):
+        case c.FulfillWaitlistEntry(entry_id=eid) | c.CompleteWaitlistFulfilment(entry_id=eid):
             return token_of(eid)
+        case c.VerifyWaitlistAppointment(appointment_id=aid):
+            return token_of(aid)
         case c.OfferSlotToWaitlist():
             return resource_token(tenant, "*")
         case c.OpenScheduleSlots(schedule_id=sid) | c.ApplyScheduleException(schedule_id=sid):
@@ -589,32 +591,55 @@ def add_to_waitlist(cmd: c.AddToWaitlist, session: Session) -> dict[str, Any]:
 
 
 def fulfill_waitlist(cmd: c.FulfillWaitlistEntry, session: Session) -> dict[str, Any]:
+    """Fulfil an entry with an appointment of its patient, verified where the appointment lives.
+
+    An appointment of another resource lives on another partition: it is checked there (tenant,
+    existence, patient) by a follow-up command, which hands the fulfilment back to this entry's
+    partition; the caller is answered by the last step, with its refusal or the fulfilled entry.
+    """
     session.ctx.require_scope(WRITE)
-    entry = session.get(WaitlistEntry, cmd.entry_id, ErrorCode.WAITLIST_ENTRY_NOT_FOUND)
+    entry = _fulfillable(session, cmd.entry_id)
     _check_patient(session, entry.patient_id)
+    if token_of(cmd.appointment_id) != token_of(entry.id):
+        body = {"entryId": entry.id, "appointmentId": cmd.appointment_id, "patientId": entry.patient_id}
+        session.follow_up(token_of(cmd.appointment_id), c.VerifyWaitlistAppointment.NAME, body, carries_reply=True)
+        return entry.dump()
+    _check_appointment_of(session, cmd.appointment_id, entry.patient_id)
+    return _fulfil(session, entry, cmd.appointment_id)
+
+
+def verify_waitlist_appointment(cmd: c.VerifyWaitlistAppointment, session: Session) -> dict[str, Any]:
+    """Internal, on the appointment's partition: the appointment exists for this tenant and this patient."""
+    _check_appointment_of(session, cmd.appointment_id, cmd.patient_id)
+    body = {"entryId": cmd.entry_id, "appointmentId": cmd.appointment_id}
+    session.follow_up(token_of(cmd.entry_id), c.CompleteWaitlistFulfilment.NAME, body, carries_reply=True)
+    return {"entryId": cmd.entry_id, "appointmentId": cmd.appointment_id}
+
+
+def complete_waitlist_fulfilment(cmd: c.CompleteWaitlistFulfilment, session: Session) -> dict[str, Any]:
+    """Internal, back on the entry's partition: the appointment was verified; the entry may have moved on since."""
+    return _fulfil(session, _fulfillable(session, cmd.entry_id), cmd.appointment_id)
+
+
+def _fulfillable(session: Session, entry_id: str) -> WaitlistEntry:
+    entry = session.get(WaitlistEntry, entry_id, ErrorCode.WAITLIST_ENTRY_NOT_FOUND)
     if entry.status not in {WaitlistStatus.WAITING, WaitlistStatus.OFFERED}:
         raise DomainError(
             ErrorCode.INVALID_STATUS_TRANSITION,
             f"a {entry.status.value} waitlist entry cannot be fulfilled",
         )
-    if token_of(cmd.appointment_id) == token_of(entry.id):
-        appointment = session.get(Appointment, cmd.appointment_id, ErrorCode.APPOINTMENT_NOT_FOUND)
-        if appointment.patient_id != entry.patient_id:
-            raise validation_error(
-                [
-                    {
-                        "field": "appointmentId",
-                        "message": "the appointment is for another patient",
-                    }
-                ]
-            )
+    return entry
+
+
+def _check_appointment_of(session: Session, appointment_id: str, patient_id: str) -> None:
+    appointment = session.get(Appointment, appointment_id, ErrorCode.APPOINTMENT_NOT_FOUND)
+    if appointment.patient_id != patient_id:
+        raise validation_error([{"field": "appointmentId", "message": "the appointment is for another patient"}])
+
+
+def _fulfil(session: Session, entry: WaitlistEntry, appointment_id: str) -> dict[str, Any]:
     saved = session.save(
-        entry.model_copy(
-            update={
-                "status": WaitlistStatus.FULFILLED,
-                "appointment_id": cmd.appointment_id,
-            }
-        )
+        entry.model_copy(update={"status": WaitlistStatus.FULFILLED, "appointment_id": appointment_id})
     )
     index = session.index(token_of(entry.id))
     session.save_index(index.model_copy(update={"waitlist": [w for w in index.waitlist if w != entry.id]}))
@@ -652,6 +677,8 @@ HANDLERS: dict[type[c.Command], Callable[[Any, Session], dict[str, Any]]] = {
     c.AddScheduleException: add_exception,
     c.AddToWaitlist: add_to_waitlist,
     c.FulfillWaitlistEntry: fulfill_waitlist,
+    c.VerifyWaitlistAppointment: verify_waitlist_appointment,
+    c.CompleteWaitlistFulfilment: complete_waitlist_fulfilment,
     c.MarkReminderSent: reminder_sent,
     c.OfferSlotToWaitlist: offer_slot,
     c.OpenScheduleSlots: open_schedule_slots,

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 COMMANDS_TOPIC = "scheduling-commands"
 #: The outbox: one decision record per command (state changes, events, reply).
 DECISIONS_TOPIC = "scheduling-decisions"
+#: records a consumer (actor, projector, relay) could not read or apply, with the reason and where they were
+DEAD_LETTERS_TOPIC = "scheduling-dead-letters"
 EVENTS_STREAM = "SCHEDULING_EVENTS"
 DLQ_STREAM = "SCHEDULING_DLQ"
 COMMAND_SUBJECT_PREFIX = "scheduling.cmd."
@@ -45,6 +47,8 @@ class Settings:
     )
     command_timeout: float = field(default_factory=lambda: float(_env("SCHEDULING_COMMAND_TIMEOUT", "10") or 10))
     #: JetStream duplicate window for events, in seconds: re-publishes inside it are dropped by the server.
+    #: a partition with lag whose committed offset has not moved for this long is stalled (/readyz 503)
+    stall_seconds: float = field(default_factory=lambda: float(_env("SCHEDULING_STALL_SECONDS", "30") or 30))
     duplicate_window: float = field(default_factory=lambda: float(_env("SCHEDULING_DUPLICATE_WINDOW", "3600") or 3600))
 
     @property

@@ -16,15 +16,17 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 from nats.aio.client import Client as NATS
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
+from nats.errors import Error as NatsError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from domain.errors import DomainError, ErrorCode, validation_error
+from domain.limits import MAX_BODY_BYTES, bounded_utc, load_json
 from scheduling import metrics, queries
 from scheduling.auth import Verifier, require
 from scheduling.config import COMMAND_SUBJECT_PREFIX, Settings
+from scheduling.failures import is_outage
 from scheduling.lag import LagProbe
+from scheduling.wire import Claims
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -56,7 +58,13 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         # unknown route or method, oversized body: the request itself is malformed (status 404, 405, 413)
         error_body = {"code": ErrorCode.VALIDATION_FAILED.value, "status": exc.status, "message": exc.reason}
         response = _json({"ok": False, "error": error_body}, exc.status)
-    except Exception:
+    except Exception as exc:
+        if is_outage(exc):
+            # PostgreSQL away: the read model is unavailable, the request itself was fine
+            log.warning("%s %s: read model unavailable: %r", request.method, request.path, exc)
+            response = _json(DomainError(ErrorCode.UNAVAILABLE, "the read model is unavailable").as_reply(), 503)
+            metrics.HTTP_REQUESTS.labels(route, "503").inc()
+            return response
         log.exception("unexpected error on %s %s", request.method, request.path)
         error = DomainError(ErrorCode.INTERNAL, "internal error")
         response = _json(error.as_reply(), 500)
@@ -64,7 +72,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-def _claims(request: web.Request, scope: str | None = READ) -> dict[str, Any]:
+def _claims(request: web.Request, scope: str | None = READ) -> Claims:
     claims = request.app[VERIFIER].claims(request.headers.get("Authorization"))
     if scope is not None:
         require(claims, scope)
@@ -83,7 +91,10 @@ def _time(request: web.Request, name: str, *, required: bool = True) -> datetime
         raise validation_error([{"field": name, "message": "not an RFC 3339 time"}]) from None
     if value.tzinfo is None:
         raise validation_error([{"field": name, "message": "an offset is required"}])
-    return value
+    try:
+        return bounded_utc(value)
+    except ValueError as exc:
+        raise validation_error([{"field": name, "message": str(exc)}]) from None
 
 
 def _range(request: web.Request) -> tuple[datetime, datetime]:
@@ -127,7 +138,7 @@ async def search_slots(request: web.Request) -> web.Response:
     q = request.query
     return _json(
         await queries.search_available_slots(
-            request.app[POOL], claims["tenant"], q.get("providerId"), q.get("locationId"), start, end, page
+            request.app[POOL], claims.tenant, q.get("providerId"), q.get("locationId"), start, end, page
         )
     )
 
@@ -137,14 +148,14 @@ async def schedule_slots(request: web.Request) -> web.Response:
     status = _status_filter(request, SLOT_STATUSES)
     page = _page(request, timestamp_first=True)
     return _json(
-        await queries.slots_by_schedule(request.app[POOL], claims["tenant"], request.match_info["id"], status, page)
+        await queries.slots_by_schedule(request.app[POOL], claims.tenant, request.match_info["id"], status, page)
     )
 
 
 async def get_appointment(request: web.Request) -> web.Response:
     claims = _claims(request)
-    data = await queries.get_appointment(request.app[POOL], claims["tenant"], request.match_info["id"])
-    if claims.get("patient_id") is not None and data["patientId"] != claims["patient_id"]:
+    data = await queries.get_appointment(request.app[POOL], claims.tenant, request.match_info["id"])
+    if claims.patient_id is not None and data["patientId"] != claims.patient_id:
         raise DomainError(ErrorCode.APPOINTMENT_NOT_FOUND, f"appointment {request.match_info['id']} not found")
     return _json({"ok": True, "data": data}, headers={"ETag": f'"{data["version"]}"'})
 
@@ -152,45 +163,45 @@ async def get_appointment(request: web.Request) -> web.Response:
 async def patient_appointments(request: web.Request) -> web.Response:
     claims = _claims(request)
     patient_id = request.match_info["patientId"]
-    if claims.get("patient_id") is not None and claims["patient_id"] != patient_id:
+    if claims.patient_id is not None and claims.patient_id != patient_id:
         raise DomainError(ErrorCode.FORBIDDEN, "a patient token reads only its own patient's appointments")
     status = _status_filter(request, APPOINTMENT_STATUSES)
     page = _page(request, timestamp_first=True)
-    return _json(await queries.patient_appointments(request.app[POOL], claims["tenant"], patient_id, status, page))
+    return _json(await queries.patient_appointments(request.app[POOL], claims.tenant, patient_id, status, page))
 
 
 async def calendar(request: web.Request) -> web.Response:
     claims = _claims(request)
-    if claims.get("patient_id") is not None:
+    if claims.patient_id is not None:
         raise DomainError(ErrorCode.FORBIDDEN, "the staff calendar is not for patient tokens")
     start, end = _range(request)
     page = _page(request, timestamp_first=True)
     q = request.query
     return _json(
         await queries.calendar(
-            request.app[POOL], claims["tenant"], q.get("facilityId"), q.get("providerId"), start, end, page
+            request.app[POOL], claims.tenant, q.get("facilityId"), q.get("providerId"), start, end, page
         )
     )
 
 
 async def get_schedule(request: web.Request) -> web.Response:
     claims = _claims(request)
-    data = await queries.get_schedule(request.app[POOL], claims["tenant"], request.match_info["id"])
+    data = await queries.get_schedule(request.app[POOL], claims.tenant, request.match_info["id"])
     return _json({"ok": True, "data": data}, headers={"ETag": f'"{data["version"]}"'})
 
 
 async def list_schedules(request: web.Request) -> web.Response:
     claims = _claims(request)
     page = _page(request, timestamp_first=False)
-    return _json(await queries.list_schedules(request.app[POOL], claims["tenant"], request.query.get("actorId"), page))
+    return _json(await queries.list_schedules(request.app[POOL], claims.tenant, request.query.get("actorId"), page))
 
 
 async def get_waitlist(request: web.Request) -> web.Response:
     claims = _claims(request)
     status = _status_filter(request, WAITLIST_STATUSES)
     page = _page(request, timestamp_first=False)
-    own = claims.get("patient_id")
-    return _json(await queries.waitlist(request.app[POOL], claims["tenant"], status, own, page))
+    own = claims.patient_id
+    return _json(await queries.waitlist(request.app[POOL], claims.tenant, status, own, page))
 
 
 async def preview(request: web.Request) -> web.Response:
@@ -203,12 +214,7 @@ async def preview(request: web.Request) -> web.Response:
 
 async def _body(request: web.Request) -> Any:
     raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        raise validation_error([{"field": "body", "message": "malformed JSON"}], "malformed JSON") from None
+    return load_json(raw) if raw else {}
 
 
 def command_route(name: str, *, path_field: str | None = None, created: bool = False) -> Handler:
@@ -232,7 +238,7 @@ def command_route(name: str, *, path_field: str | None = None, created: bool = F
 
 async def self_book(request: web.Request) -> web.Response:
     claims = _claims(request, scope=None)
-    patient_id = claims.get("patient_id")
+    patient_id = claims.patient_id
     if not patient_id:
         raise DomainError(ErrorCode.PATIENT_ID_CLAIM_REQUIRED, "self-booking needs a patient token (patient_id claim)")
     body = await _body(request)
@@ -258,7 +264,7 @@ async def _send(request: web.Request, name: str, body: dict[str, Any], created: 
         msg = await request.app[NC].request(
             COMMAND_SUBJECT_PREFIX + name, json.dumps(body).encode(), timeout=settings.command_timeout, headers=headers
         )
-    except (NatsTimeout, NoRespondersError):
+    except NatsError:  # timed out, no bridge listening, NATS away
         raise DomainError(
             ErrorCode.UNAVAILABLE,
             "the command was not answered in time; repeat it with the same Idempotency-Key to learn its outcome",
@@ -279,8 +285,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Ready when every dependency answers and no partition has lag without progress (scheduling/lag.py)."""
     checks = await request.app[READY]()
-    return _json({"ok": all(checks.values()), "checks": checks}, 200 if all(checks.values()) else 503)
+    lag = request.app[LAG]
+    await lag.update()
+    stalled = lag.stalled()
+    checks["progress"] = not stalled
+    ok = all(checks.values())
+    return _json({"ok": ok, "checks": checks, "stalled": stalled}, 200 if ok else 503)
 
 
 async def metrics_route(request: web.Request) -> web.Response:
@@ -300,7 +312,7 @@ def build(
     nc: NATS,
     ready: Callable[[], Awaitable[dict[str, bool]]],
 ) -> web.Application:
-    app = web.Application(middlewares=[errors], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[errors], client_max_size=MAX_BODY_BYTES)
     app[POOL], app[NC], app[SETTINGS], app[READY] = pool, nc, settings, ready
     app[VERIFIER] = Verifier(settings)
     app[LAG] = LagProbe(settings)

@@ -17,9 +17,13 @@ def expired_keys(
     Only the owning partition's actor deletes a key, so the tombstone lands in the changelog
     partition that holds the entry.
     """
-    return [
-        key
-        for key, record in entries
-        if partition_of(record["routingKey"], partitions) == partition
-        and datetime.fromisoformat(record["decidedAt"]) < cutoff
-    ]
+    return [key for key, record in entries if _owned_before(record, partition, partitions, cutoff)]
+
+
+def _owned_before(record: Any, partition: int, partitions: int, cutoff: datetime) -> bool:
+    """An entry without a readable routing key or time (none is written so) is left alone, never a crash."""
+    try:
+        owned = partition_of(str(record["routingKey"]), partitions) == partition
+        return owned and datetime.fromisoformat(str(record["decidedAt"])) < cutoff
+    except (KeyError, TypeError, ValueError):
+        return False

@@ -10,8 +10,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from scheduling import metrics
 from scheduling.broker_guards import FETCH_WAIT_MS
-from scheduling.config import COMMANDS_TOPIC, DECISIONS_TOPIC, Settings
+from scheduling.config import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, DECISIONS_TOPIC, Settings
+from scheduling.wire import ParkedRecord, ParkKind
 
 log = logging.getLogger(__name__)
 Batch = list[ConsumerRecord[bytes, bytes]]
@@ -47,6 +49,8 @@ async def ensure_topics(settings: Settings) -> None:
             for name in (COMMANDS_TOPIC, DECISIONS_TOPIC)
             if name not in existing
         ]
+        if DEAD_LETTERS_TOPIC not in existing:
+            wanted.append(NewTopic(DEAD_LETTERS_TOPIC, num_partitions=1, replication_factor=1))
         if wanted:
             try:
                 await admin.create_topics(wanted)
@@ -56,14 +60,69 @@ async def ensure_topics(settings: Settings) -> None:
         await admin.close()
 
 
+#: the longest pause between two attempts while a dependency is away
+BACKOFF_MAX = 5.0
+
+
 async def run_consumer(
     consumer: AIOKafkaConsumer,
     handle_batch: Callable[[Batch], Awaitable[None]],
     stopping: asyncio.Event,
+    name: str,
 ) -> None:
-    """Process batches in partition order; commit only after the batch's effects are acknowledged."""
+    """Process batches in partition order; commit only after the batch's effects are acknowledged.
+
+    A batch whose handling fails (the handler parks bad records itself, so a failure here is an
+    outage: NATS, PostgreSQL or Kafka away) is retried with capped backoff until it succeeds or
+    the role is stopped; nothing is committed meanwhile, and the role never exits on its own.
+    """
     while not stopping.is_set():
-        batches = await consumer.getmany(timeout_ms=200, max_records=500)
+        try:
+            batches = await consumer.getmany(timeout_ms=200, max_records=500)
+        except Exception as exc:  # Kafka away: aiokafka reconnects by itself on the next call
+            log.warning("%s: fetching failed (%r); retrying", name, exc)
+            await _pause(stopping, 1.0)
+            continue
         for tp, records in batches.items():
+            if not await _until_handled(handle_batch, records, stopping, name):
+                return
+            try:
+                await consumer.commit({tp: records[-1].offset + 1})
+            except Exception as exc:  # redelivered after a rebalance; every effect is idempotent
+                log.warning("%s: commit of %s failed: %r", name, tp, exc)
+
+
+async def _until_handled(
+    handle_batch: Callable[[Batch], Awaitable[None]], records: Batch, stopping: asyncio.Event, name: str
+) -> bool:
+    pause = 0.1
+    while not stopping.is_set():
+        try:
             await handle_batch(records)
-            await consumer.commit({tp: records[-1].offset + 1})
+            return True
+        except Exception as exc:
+            log.warning("%s: batch at offset %s failed (%r); retrying in %.1fs", name, records[0].offset, exc, pause)
+            await _pause(stopping, pause)
+            pause = min(pause * 2, BACKOFF_MAX)
+    return False
+
+
+async def _pause(stopping: asyncio.Event, seconds: float) -> None:
+    """Sleep for a backoff, cut short when the role is asked to stop."""
+    try:
+        await asyncio.wait_for(stopping.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+async def park(
+    producer: AIOKafkaProducer, consumer: str, kind: ParkKind, message: ConsumerRecord[bytes, bytes], reason: str
+) -> None:
+    """Set a record aside on the dead-letter topic; counted, and acknowledged before the consumer moves on."""
+    log.error("%s: record at %s:%s:%s parked: %s", consumer, message.topic, message.partition, message.offset, reason)
+    metrics.PARKED.labels(consumer, kind).inc()
+    parked = ParkedRecord.of(
+        consumer, kind, topic=message.topic, partition=message.partition, offset=message.offset, key=message.key,
+        value=message.value, reason=reason,
+    )  # fmt: skip
+    await producer.send_and_wait(DEAD_LETTERS_TOPIC, parked.encode(), key=consumer.encode())

@@ -1,13 +1,19 @@
-"""Consumer lag of the service's groups, measured when /metrics is scraped.
+"""Consumer lag and progress of the service's groups, measured when /metrics or /readyz is asked.
 
 Lag = end offset - committed offset, per partition. On the embedded broker
 the end offset comes from a Fetch high watermark (broker defect 1).
+A partition is stalled when it has lag and its committed offset has not moved
+for `stall_seconds` (a wedged actor, a crash-looping projector or relay): /readyz
+then answers 503, and /metrics shows for how long, per group and partition.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -18,9 +24,20 @@ from scheduling.config import COMMANDS_TOPIC, DECISIONS_TOPIC, Settings
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Where a group's partition was last seen committed, and since when nothing has been left undone or moved."""
+
+    committed: int
+    since: float
+
+
 class LagProbe:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self._settings = settings
+        self._clock = clock
+        self._progress: dict[tuple[str, int], Progress] = {}
+        self._stalled: dict[tuple[str, int], float] = {}
         self._groups = {
             settings.app_id: (COMMANDS_TOPIC, metrics.CONSUMER_LAG),
             "scheduling-projector": (DECISIONS_TOPIC, metrics.PROJECTOR_LAG),
@@ -53,7 +70,24 @@ class LagProbe:
             try:
                 for tp, end in ends.items():
                     if tp.topic == topic:
-                        done = await reader.committed(tp)
-                        gauge.labels(str(tp.partition)).set(end - (done or 0))
+                        done = await reader.committed(tp) or 0
+                        gauge.labels(str(tp.partition)).set(end - done)
+                        self.observe(group, tp.partition, done, end - done)
             finally:
                 await reader.stop()
+
+    def observe(self, group: str, partition: int, committed: int, lag: int) -> None:
+        """Record one measurement; a partition with lag whose offset has not moved for long enough is stalled."""
+        now, key = self._clock(), (group, partition)
+        seen = self._progress.get(key)
+        if seen is None or seen.committed != committed or lag <= 0:
+            seen = self._progress[key] = Progress(committed, now)
+        stalled_for = now - seen.since if lag > 0 else 0.0
+        self._stalled[key] = stalled_for
+        metrics.PARTITION_COMMITTED.labels(group, str(partition)).set(committed)
+        metrics.PARTITION_STALLED_SECONDS.labels(group, str(partition)).set(stalled_for)
+
+    def stalled(self) -> list[str]:
+        """`group/partition` of every partition stalled for at least the configured time, as last measured."""
+        limit = self._settings.stall_seconds
+        return sorted(f"{group}/{partition}" for (group, partition), t in self._stalled.items() if t >= limit)

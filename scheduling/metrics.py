@@ -20,3 +20,19 @@ CONSUMER_LAG = Gauge("scheduling_consumer_lag_records", "Commands not yet decide
 PROJECTOR_LAG = Gauge("scheduling_projector_lag_records", "Decision records not yet projected", ["partition"])
 RELAY_LAG = Gauge("scheduling_relay_lag_records", "Decision records not yet relayed to JetStream", ["partition"])
 HTTP_REQUESTS = Counter("scheduling_http_requests_total", "HTTP requests by route and status", ["route", "status"])
+PARKED = Counter(
+    "scheduling_parked_records_total",
+    "Records a consumer could not read or apply, set aside on the dead-letter topic (this process)",
+    ["consumer", "reason"],
+)
+DEAD_LETTER_TOPIC_RECORDS = Gauge(
+    "scheduling_dead_letter_topic_records", "Records parked on the dead-letter topic by every role, all time"
+)
+PARTITION_COMMITTED = Gauge(
+    "scheduling_partition_committed_offset", "Committed offset per consumer group and partition", ["group", "partition"]
+)
+PARTITION_STALLED_SECONDS = Gauge(
+    "scheduling_partition_stalled_seconds",
+    "How long a partition has had lag without its committed offset moving (0: moving or caught up)",
+    ["group", "partition"],
+)

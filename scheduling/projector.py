@@ -4,23 +4,31 @@ An entity row is written only if the record's version is newer than the
 stored one, so replaying the whole topic yields the same rows. The reply to a
 NATS request is published after the transaction commits: a query made after
 a successful reply sees that command's effect (read-your-writes).
+
+A batch is applied in one transaction. If a record in it cannot be read or stored,
+the batch is applied again record by record: the records that fail are parked on the
+dead-letter topic and their callers answered with an error, the others are applied as
+usual. While PostgreSQL is away the batch is retried (scheduling/kafka.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from domain.errors import DomainError
+from domain.errors import DomainError, ErrorCode
+from domain.limits import load_json
+from domain.model import ENTITY_TYPES, Appointment, Entity, Schedule, Slot, WaitlistEntry
 from scheduling.auth import Verifier
-from scheduling.kafka import Batch
-from scheduling.records import decode, encode
+from scheduling.failures import is_record_fault
+from scheduling.kafka import Batch, park
+from scheduling.wire import DecisionRecord, Unreadable, salvage_reply_to
 
 log = logging.getLogger(__name__)
 
@@ -60,81 +68,117 @@ _AUDIT = """
     ON CONFLICT (delivery_id) DO NOTHING"""
 
 
-def _ts(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+def _row(entity: Entity) -> tuple[Any, ...]:
+    data = entity.dump()
+    match entity:
+        case Schedule():
+            return (entity.id, entity.tenant_id, entity.actor.reference, entity.location_id, entity.version, data)
+        case Slot() | Appointment():
+            holder = entity.patient_id if isinstance(entity, Appointment) else entity.schedule_id
+            return (
+                entity.id, entity.tenant_id, holder, entity.provider_id, entity.location_id, entity.status.value,
+                entity.start, entity.end, entity.version, data,
+            )  # fmt: skip
+        case WaitlistEntry():
+            return (
+                entity.id, entity.tenant_id, entity.patient_id, entity.status.value, entity.priority,
+                entity.created_at, entity.version, data,
+            )  # fmt: skip
+    raise TypeError(f"no read-model table for {type(entity).__name__}")
 
 
-def _row(kind: str, d: dict[str, Any]) -> tuple[Any, ...]:
-    if kind == "schedule":
-        return (d["id"], d["tenantId"], d["actor"]["reference"], d["locationId"], d["version"], d)
-    if kind == "slot":
-        return (
-            d["id"], d["tenantId"], d["scheduleId"], d.get("providerId"), d.get("locationId"), d["status"],
-            _ts(d["start"]), _ts(d["end"]), d["version"], d,
-        )  # fmt: skip
-    if kind == "appointment":
-        return (
-            d["id"], d["tenantId"], d["patientId"], d.get("providerId"), d.get("locationId"), d["status"],
-            _ts(d["start"]), _ts(d["end"]), d["version"], d,
-        )  # fmt: skip
-    return (
-        d["id"], d["tenantId"], d["patientId"], d["status"], d["priority"], _ts(d["createdAt"]), d["version"], d,
-    )  # fmt: skip
+Readable = tuple[ConsumerRecord[bytes, bytes], DecisionRecord]
 
 
 class Projector:
-    def __init__(self, pool: asyncpg.Pool, nc: NATS | None, verifier: Verifier) -> None:
+    def __init__(self, pool: asyncpg.Pool, nc: NATS | None, verifier: Verifier, producer: AIOKafkaProducer) -> None:
         self._pool = pool
         self._nc = nc
         self._verifier = verifier
+        self._producer = producer
 
     async def handle_batch(self, messages: Batch) -> None:
-        records = []
+        readable: list[Readable] = []
         for message in messages:
             try:
-                records.append(decode(message.value or b""))
-            except ValueError:
-                log.error("undecodable decision record at offset %s; skipped", message.offset)
-        async with self._pool.acquire() as conn, conn.transaction():
-            for record in records:
-                await self.project(conn, record)
-        for record in records:
-            await self._reply(record)
+                readable.append((message, DecisionRecord.decode(message.value, "decision record")))
+            except Unreadable as exc:
+                await park(self._producer, "projector", "unreadable", message, exc.reason)
+                reply_to = salvage_reply_to(message.value)
+                if reply_to:
+                    error = DomainError(ErrorCode.VALIDATION_FAILED, "the decision record could not be read")
+                    await self._reply(reply_to, error.as_reply())
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                for _, record in readable:
+                    await self.project(conn, record)
+        except Exception as exc:
+            if not is_record_fault(exc):
+                raise  # PostgreSQL away: the whole batch is retried
+            readable = await self._one_by_one(readable)
+        for _, record in readable:
+            if record.reply_to:
+                await self._reply(record.reply_to, record.reply)
 
-    async def project(self, conn: asyncpg.Connection, record: dict[str, Any]) -> None:
-        for change in record.get("changes", []):
-            await conn.execute(_UPSERTS[change["kind"]], *_row(change["kind"], change["data"]))
+    async def _one_by_one(self, readable: list[Readable]) -> list[Readable]:
+        """Apply each record in its own transaction; park the ones that fail, answering their callers."""
+        applied: list[Readable] = []
+        for message, record in readable:
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    await self.project(conn, record)
+            except Exception as exc:
+                if not is_record_fault(exc):
+                    raise
+                await park(self._producer, "projector", "unapplicable", message, f"the read model refused it: {exc!r}")
+                if record.reply_to:
+                    error = DomainError(
+                        ErrorCode.INTERNAL,
+                        "the command was decided but its result could not be stored for queries",
+                        {"commandId": record.command_id, "outcome": record.outcome},
+                    )
+                    await self._reply(record.reply_to, error.as_reply())
+                continue
+            applied.append((message, record))
+        return applied
+
+    async def project(self, conn: asyncpg.Connection, record: DecisionRecord) -> None:
+        for change in record.changes:
+            entity = ENTITY_TYPES[change.kind].model_validate(change.data)
+            await conn.execute(_UPSERTS[change.kind], *_row(entity))
         await conn.execute(
             _AUDIT,
-            record["deliveryId"],
-            record["commandId"],
-            record.get("tenant") or "",
-            record.get("caller"),
-            record.get("type") or "unknown",
-            record.get("outcome") or "unknown",
-            record.get("replayOf"),
-            _ts(record["decidedAt"]),
+            record.delivery_id,
+            record.command_id,
+            record.tenant,
+            record.caller,
+            record.type,
+            record.outcome,
+            record.replay_of,
+            record.decided_at,
         )
 
     async def on_registration(self, msg: Msg) -> None:
         """PatientCachePort's writer: registration events upsert the patient's demographics."""
         try:
-            tenant = self._verifier.claims((msg.headers or {}).get("Authorization"))["tenant"]
-            patient = json.loads(msg.data)
+            tenant = self._verifier.claims((msg.headers or {}).get("Authorization")).tenant
+            patient = load_json(msg.data)
             if not isinstance(patient, dict) or not isinstance(patient.get("patientId"), str):
                 raise ValueError("patientId is required")
-        except (DomainError, ValueError) as exc:
-            log.warning("registration event on %s ignored: %s", msg.subject, exc)
-            return
-        await self._pool.execute(
-            """INSERT INTO patients (tenant_id, patient_id, updated_at, data) VALUES ($1, $2, now(), $3)
-               ON CONFLICT (tenant_id, patient_id) DO UPDATE SET updated_at = now(), data = EXCLUDED.data""",
-            tenant,
-            patient["patientId"],
-            {k: patient[k] for k in ("patientId", "name", "birthDate", "telecom") if k in patient},
-        )
+            await self._pool.execute(
+                """INSERT INTO patients (tenant_id, patient_id, updated_at, data) VALUES ($1, $2, now(), $3)
+                   ON CONFLICT (tenant_id, patient_id) DO UPDATE SET updated_at = now(), data = EXCLUDED.data""",
+                tenant,
+                patient["patientId"],
+                {k: patient[k] for k in ("patientId", "name", "birthDate", "telecom") if k in patient},
+            )
+        except Exception as exc:  # a callback must not raise; the event is lost, and said so
+            log.warning("registration event on %s ignored: %r", msg.subject, exc)
 
-    async def _reply(self, record: dict[str, Any]) -> None:
-        reply_to = record.get("replyTo")
-        if reply_to and self._nc is not None:
-            await self._nc.publish(reply_to, encode(record["reply"]), headers={"Content-Type": "application/json"})
+    async def _reply(self, reply_to: str, reply: dict[str, Any]) -> None:
+        if self._nc is None:
+            return
+        try:
+            await self._nc.publish(reply_to, json.dumps(reply).encode(), headers={"Content-Type": "application/json"})
+        except Exception as exc:  # NATS away or a subject it refuses: the caller times out and retries with its key
+            log.warning("reply to %s not sent: %r", reply_to, exc)

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from domain.errors import DomainError, ErrorCode, validation_error
+from domain.limits import bounded_utc, load_json, text_problem
 from domain.model import ID_PATTERN, AvailabilityPattern, Period
 from domain.pattern import PatternTooLarge, expand
 
@@ -46,25 +47,26 @@ def decode_cursor(cursor: str | None, *, timestamp_first: bool) -> tuple[Any, ..
     if not cursor:
         return None
     try:
-        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        values = load_json(base64.urlsafe_b64decode(cursor.encode()), "cursor")
         if not isinstance(values, list) or len(values) != (2 if timestamp_first else 1):
             raise ValueError
-        if not all(isinstance(v, str) and "\x00" not in v for v in values):
+        if not all(isinstance(v, str) for v in values):
             raise ValueError
         if timestamp_first:
             start = datetime.fromisoformat(values[0])
             if start.tzinfo is None:
                 raise ValueError
-            values[0] = start.astimezone(UTC)
+            values[0] = bounded_utc(start)
         return tuple(values)
-    except (ValueError, TypeError, OverflowError):
+    except (DomainError, ValueError, TypeError):
         raise validation_error([{"field": "cursor", "message": "not a cursor of this list"}]) from None
 
 
 def _text(value: str | None, field: str) -> str | None:
-    """A text filter PostgreSQL can compare: text values cannot hold NUL characters."""
-    if value is not None and "\x00" in value:
-        raise validation_error([{"field": field, "message": "must not contain NUL characters"}])
+    """A text filter PostgreSQL can compare: text values cannot hold NUL and other forbidden characters."""
+    problem = text_problem(value) if value is not None else None
+    if problem is not None:
+        raise validation_error([{"field": field, "message": problem}])
     return value
 
 

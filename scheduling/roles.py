@@ -38,11 +38,11 @@ async def run_bridge(settings: Settings) -> None:
     bridge = CommandBridge(settings, nc, producer, Verifier(settings))
     consumer = kafka.consumer(settings, "scheduling-relay", DECISIONS_TOPIC)
     await consumer.start()
-    relay = Relay(js)
+    relay = Relay(js, producer)
     try:
         await bridge.start()
         log.info("bridge ready")
-        await kafka.run_consumer(consumer, relay.handle_batch, stopping)
+        await kafka.run_consumer(consumer, relay.handle_batch, stopping, "relay")
     finally:
         await bridge.stop()
         await consumer.stop()
@@ -58,17 +58,20 @@ async def run_projector(settings: Settings) -> None:
     nc = await nats.connect(settings.nats_url, max_reconnect_attempts=-1)
     consumer = kafka.consumer(settings, "scheduling-projector", DECISIONS_TOPIC)
     await consumer.start()
-    projector = Projector(pool, nc, Verifier(settings))
+    producer = kafka.producer(settings)
+    await producer.start()
+    projector = Projector(pool, nc, Verifier(settings), producer)
     subscriptions = [
         await nc.subscribe(subject, queue="scheduling-projector", cb=projector.on_registration)
         for subject in REGISTRATION_SUBJECTS
     ]
     try:
         log.info("projector ready")
-        await kafka.run_consumer(consumer, projector.handle_batch, stopping)
+        await kafka.run_consumer(consumer, projector.handle_batch, stopping, "projector")
     finally:
         for sub in subscriptions:
             await sub.unsubscribe()
         await consumer.stop()
+        await producer.stop()
         await nc.drain()
         await pool.close()

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 
-from scheduling.records import envelope
+from scheduling.wire import Claims, CommandEnvelope
 
 
 def partition_of(token: str, partitions: int) -> int:
@@ -15,11 +15,11 @@ def partition_of(token: str, partitions: int) -> int:
 
 
 def fan_out(
-    partitions: int, command_type: str, claims: dict[str, Any], body: dict[str, Any], command_id: str, source: str
-) -> list[tuple[int, dict[str, Any]]]:
+    partitions: int, command_type: str, claims: Claims, body: dict[str, Any], command_id: str, source: str
+) -> list[tuple[int, CommandEnvelope]]:
     """One command per partition, for work each actor does over what it owns (reminders, journal expiry)."""
     return [
-        (p, envelope(command_type=command_type, body=body, claims=claims, command_id=f"{command_id}:{p}",
-                     reply_to=None, source=source))
+        (p, CommandEnvelope.new(command_type=command_type, body=body, claims=claims, command_id=f"{command_id}:{p}",
+                                reply_to=None, source=source))
         for p in range(partitions)
     ]  # fmt: skip

@@ -7,6 +7,7 @@ from typing import Any
 
 from domain.model import ENTITY_TYPES, Entity
 from domain.resource import DayIndex, ResourceIndex, day_key
+from scheduling.wire import DecisionRecord
 from tables import ENTITY_TABLES, INDEX_TABLES, resource_days, resources
 
 
@@ -26,15 +27,15 @@ class TableState:
         return DayIndex.model_validate(data) if data is not None else None
 
 
-def apply_changes(changes: list[dict[str, Any]], indexes: list[dict[str, Any]]) -> None:
+def apply_changes(record: DecisionRecord) -> None:
     """Write a decision's entities and indexes; none is ever moved back to an older version.
 
     Re-applying a recorded decision after a redelivery is therefore harmless.
     """
-    for change in changes:
-        _write_if_newer(ENTITY_TABLES[change["kind"]], change["data"]["id"], change["data"])
-    for index in indexes:
-        _write_if_newer(INDEX_TABLES[index["kind"]], index["key"], index["data"])
+    for change in record.changes:
+        _write_if_newer(ENTITY_TABLES[change.kind], str(change.data["id"]), change.data)
+    for index in record.indexes:
+        _write_if_newer(INDEX_TABLES[index.kind], index.key, index.data)
 
 
 def _write_if_newer(table: Any, key: str, data: dict[str, Any]) -> None:

@@ -31,7 +31,8 @@ async def test_health_and_readiness(service: Any) -> None:
         assert status == 200 and body == {"ok": True}
         status, body, _ = await client.get("/readyz", headers={})
         assert status == 200
-        assert body["checks"] == {"tables": True, "database": True, "nats": True, "kafka": True}
+        assert body["checks"] == {"tables": True, "database": True, "nats": True, "kafka": True, "progress": True}
+        assert body["stalled"] == []
 
 
 async def test_metrics_count_commands_by_type_and_outcome_and_report_lag(service: Any) -> None:

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from conftest import SECRET, unique
 from support.client import Client, schedule_body
 
@@ -64,9 +64,12 @@ async def test_replaying_the_decisions_topic_twice_yields_the_live_rows(service:
     replica_dsn = service.postgres.rsplit("/", 1)[0] + f"/{replica}"
     await db.migrate(replica_dsn)
     pool = await db.pool(replica_dsn)
+    producer = AIOKafkaProducer(bootstrap_servers=service.kafka)
+    await producer.start()
     try:
         records = await _all_records(service.kafka)
-        projector = Projector(pool, None, Verifier(replace(Settings(), jwt_secret=SECRET, jwt_public_key=None)))
+        verifier = Verifier(replace(Settings(), jwt_secret=SECRET, jwt_public_key=None))
+        projector = Projector(pool, None, verifier, producer)
         for _ in range(2):  # at-least-once delivery: everything may come again
             await projector.handle_batch(records)
         live, replayed = await _rows(service.postgres), await _rows(replica_dsn)
@@ -74,4 +77,5 @@ async def test_replaying_the_decisions_topic_twice_yields_the_live_rows(service:
             assert replayed[table] == {k: v for k, v in live[table].items() if k in replayed[table]}
         assert booked["id"] in replayed["appointments"] and replayed["appointments"][booked["id"]][0] == 2
     finally:
+        await producer.stop()
         await pool.close()

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from domain.errors import DomainError, ErrorCode
 from scheduling.auth import Verifier, require
 from scheduling.config import Settings
+from scheduling.wire import Claims
 
 SECRET = "unit-secret-that-is-long-enough-for-hs256"
 
@@ -29,12 +30,14 @@ def _code(verifier: Verifier, header: str | None) -> ErrorCode:
 
 def test_hs256_claims_are_returned() -> None:
     verifier = Verifier(replace(Settings(), jwt_secret=SECRET, jwt_public_key=None))
-    assert verifier.claims(_hs(tenant="t1", sub="u", scope="scheduling:read"))["tenant"] == "t1"
+    assert verifier.claims(_hs(tenant="t1", sub="u", scope="scheduling:read")).tenant == "t1"
 
 
 @pytest.mark.parametrize(
     "header",
     [None, "", "Basic abc", "Bearer not-a-jwt", _hs(sub="no tenant"), _hs(tenant=""), _hs(tenant=5),
+     _hs(tenant="t\x00"), _hs(tenant={"a": 1}), _hs(tenant="t1", sub=7), _hs(tenant="t1", patient_id=["p"]),
+     _hs(tenant="t1", scope=["scheduling:read"]), _hs(tenant="t1", sub="x" * 300), "Bearer " + "a" * 9000,
      _hs(tenant="t1", exp=int(time.time()) - 60),
      "Bearer " + jwt.encode({"tenant": "t1"}, "another-secret-long-enough-for-hs256!", algorithm="HS256")],
 )  # fmt: skip
@@ -48,15 +51,15 @@ def test_rs256_with_a_public_key_and_no_algorithm_confusion() -> None:
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     verifier = Verifier(replace(Settings(), jwt_secret=None, jwt_public_key=public.decode()))
     token = jwt.encode({"tenant": "t9"}, key, algorithm="RS256")
-    assert verifier.claims(f"Bearer {token}")["tenant"] == "t9"
+    assert verifier.claims(f"Bearer {token}").tenant == "t9"
     # an HS256 token signed with the public key as the secret must not pass
     forged = jwt.encode({"tenant": "t9"}, "x" * 64, algorithm="HS256")
     assert _code(verifier, f"Bearer {forged}") is ErrorCode.UNAUTHENTICATED
 
 
 def test_scopes_and_admin() -> None:
-    require({"scope": "scheduling:read scheduling:write"}, "scheduling:write")
-    require({"scope": "scheduling:admin"}, "scheduling:write")
+    require(Claims(tenant="t", scope="scheduling:read scheduling:write"), "scheduling:write")
+    require(Claims(tenant="t", scope="scheduling:admin"), "scheduling:write")
     with pytest.raises(DomainError) as refused:
-        require({"scope": "scheduling:read"}, "scheduling:write")
+        require(Claims(tenant="t", scope="scheduling:read"), "scheduling:write")
     assert refused.value.code is ErrorCode.FORBIDDEN and refused.value.status == 403

@@ -24,6 +24,7 @@ from domain.errors import ErrorCode
 from domain.model import Slot, SlotStatus
 from domain.resource import DayIndex
 from domain.usecases import SLOTS_PER_DECISION
+from scheduling.wire import Claims, CommandEnvelope, DecisionRecord
 
 
 def test_an_appointment_across_midnight_blocks_an_overlapping_slot_of_the_next_day() -> None:
@@ -79,7 +80,6 @@ def test_slot_search_by_exact_time_finds_the_portal_slot_in_its_bucket() -> None
 
 
 def test_a_long_pattern_is_opened_in_small_parts_and_the_last_part_answers() -> None:
-    from scheduling.records import decision_record
 
     state = InMemoryState()
     body = schedule_body(
@@ -94,19 +94,15 @@ def test_a_long_pattern_is_opened_in_small_parts_and_the_last_part_answers() -> 
     assert len(opened) == len(set(opened)) == 2080
     assert all(part.data == first.data for part in parts) and first.data["slotCount"] == 2080
 
-    env = {
-        "deliveryId": "d",
-        "commandId": "c",
-        "type": "schedule.create",
-        "claims": {"tenant": "t1"},
-        "replyTo": "inbox",
-    }
-    record = decision_record(env, first)
-    assert record["replyTo"] is None and record["followUps"][0]["envelope"]["replyTo"] == "inbox"
-    assert len(json.dumps(record)) < 512 * 1024
+    env = CommandEnvelope(
+        delivery_id="d", command_id="c", type="schedule.create", body={}, claims=Claims(tenant="t1"), reply_to="inbox"
+    )
+    record = DecisionRecord.of(env, first)
+    assert record.reply_to is None and record.follow_ups[0].envelope.reply_to == "inbox"
+    assert len(record.encode()) < 512 * 1024
     (final,) = [part for part in parts if not part.follow_ups]
-    last = decision_record({**env, "deliveryId": "d:0"}, final)
-    assert last["replyTo"] == "inbox" and last["followUps"] == []
+    last = DecisionRecord.of(env.model_copy(update={"delivery_id": "d:0"}), final)
+    assert last.reply_to == "inbox" and last.follow_ups == []
 
 
 def test_a_part_decided_again_opens_nothing_new() -> None:

@@ -33,7 +33,7 @@ from fakes import (
 )
 
 from domain import commands as c
-from domain.decisions import ADMIN, DOUBLE_BOOK, READ, WRITE
+from domain.decisions import ADMIN, DOUBLE_BOOK, READ, WRITE, Decision
 from domain.errors import DomainError, ErrorCode
 from domain.ids import mint, resource_token, token_of
 from domain.model import ID_PATTERN, Appointment, Schedule, Slot, WaitlistEntry
@@ -111,6 +111,8 @@ def test_handlers_are_the_use_cases_decided_by_an_actor() -> None:
         c.AddScheduleException,
         c.AddToWaitlist,
         c.FulfillWaitlistEntry,
+        c.VerifyWaitlistAppointment,
+        c.CompleteWaitlistFulfilment,
         c.MarkReminderSent,
         c.OfferSlotToWaitlist,
         c.OpenScheduleSlots,
@@ -1005,6 +1007,50 @@ def test_fulfill_unknown_or_foreign_entry(world: World) -> None:
     assert_refused(world.state.run(unknown), ErrorCode.WAITLIST_ENTRY_NOT_FOUND, 404)
     foreign = cmd("waitlist.fulfill", entryId=entry["id"], appointmentId=appointment["id"])
     assert_refused(world.state.run(foreign, t2()), ErrorCode.WAITLIST_ENTRY_NOT_FOUND, 404)
+
+
+def _fulfil_across(world: World, entry_id: str, appointment_id: str, ctx: Any = None) -> list[Decision]:
+    """Fulfil an entry of the tenant-wide partition; the appointment is verified on its own partition.
+
+    Returns the follow-up decisions: the verification, then (if it passed) the completion.
+    """
+    before = len(world.state.follow_up_decisions)
+    first = world.state.run(cmd("waitlist.fulfill", entryId=entry_id, appointmentId=appointment_id), ctx)
+    assert first.ok and first.changes == [] and first.events == []
+    assert [(f.command, f.carries_reply) for f in first.follow_ups] == [("waitlist.verify-appointment", True)]
+    # the fake decides a follow-up's own follow-ups before recording it: the completion comes first
+    return world.state.follow_up_decisions[before:][::-1]
+
+
+def test_fulfil_with_an_appointment_of_another_resource_is_verified_there(world: World) -> None:
+    entry = world.waitlist(patientId="pat-1", providerId=None)
+    appointment = world.book(0, "pat-1")
+    assert token_of(entry["id"]) != token_of(appointment["id"])
+    verified, completed = _fulfil_across(world, entry["id"], appointment["id"])
+    assert [(f.command, f.carries_reply) for f in verified.follow_ups] == [("waitlist.complete-fulfilment", True)]
+    data = ok(completed)
+    assert (data["status"], data["appointmentId"]) == ("fulfilled", appointment["id"])
+    assert event_types(completed) == ["waitlist.fulfilled"]
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "status"),
+    [("another patient", ErrorCode.VALIDATION_FAILED, 400), ("unknown", ErrorCode.APPOINTMENT_NOT_FOUND, 404),
+     ("another tenant", ErrorCode.APPOINTMENT_NOT_FOUND, 404)],
+)  # fmt: skip
+def test_fulfil_across_partitions_refuses_what_the_appointment_partition_does_not_hold(
+    world: World, case: str, code: ErrorCode, status: int
+) -> None:
+    appointment = world.book(0, "pat-1")
+    ctx = t2() if case == "another tenant" else None
+    period = {"start": iso(MONDAY), "end": iso(MONDAY + timedelta(days=1))}
+    patient = "pat-w" if case == "another patient" else "pat-1"
+    add = cmd("waitlist.add", patientId=patient, serviceType=SERVICE, requestedPeriod=period)
+    entry = ok(world.state.run(add, ctx))
+    target = mint("ap", world.token, "nothing") if case == "unknown" else appointment["id"]
+    (refused,) = _fulfil_across(world, entry["id"], target, ctx)
+    assert_refused(refused, code, status)
+    assert refused.follow_ups == [] and refused.changes == []
 
 
 # --- MarkReminderSent --------------------------------------------------------------------------
