@@ -43,7 +43,12 @@ async def dispatch(env: CommandEnvelope, partition: int, decide_internal: Any) -
     port = await ports.ready()
     sent = failed = 0
     for appointment, lead in found:
-        patient = await port.patients.get(appointment.tenant_id, appointment.patient_id)
+        try:
+            patient = await port.patients.get(appointment.tenant_id, appointment.patient_id)
+        except Exception as exc:  # the patient cache (PostgreSQL) is away: the next tick tries again
+            log.warning("reminders of partition %d wait: patient cache unavailable (%r)", partition, exc)
+            failed += 1
+            break
         if await port.reminders.request(appointment, lead, patient):
             await decide_internal(
                 token_of(appointment.id).encode(),

@@ -46,6 +46,11 @@ def text_problem(value: str, forbidden: re.Pattern[str] = FORBIDDEN_CHARACTERS) 
     return f"contains a forbidden character (U+{ord(found.group()):04X}) at position {found.start()}"
 
 
+def scrub(value: str) -> str:
+    """`value` with every forbidden character replaced by U+FFFD: for echoing what was refused, never for data."""
+    return FORBIDDEN_CHARACTERS.sub("\ufffd", value)
+
+
 def safe_text(value: str) -> str:
     """A pydantic after-validator: refuse text PostgreSQL or JSON cannot carry."""
     problem = text_problem(value)

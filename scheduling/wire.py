@@ -21,7 +21,7 @@ from pydantic.alias_generators import to_camel
 
 from domain.decisions import Decision, Event
 from domain.errors import DomainError, ErrorCode, pydantic_details
-from domain.limits import load_record, safe_name, safe_text
+from domain.limits import load_record, safe_name, safe_text, scrub
 from domain.model import ENTITY_TYPES
 
 CLOUDEVENT_SOURCE = "/scheduling"
@@ -315,6 +315,7 @@ def unreadable_command(
     """
     salvaged = _salvage(raw)
     code = ErrorCode.UNAUTHENTICATED if salvaged.pop("noTenant", False) else ErrorCode.VALIDATION_FAILED
+    reason = scrub(reason)
     where = {"topic": topic, "partition": partition, "offset": offset}
     error = DomainError(code, f"the command record could not be read: {reason}", {"reason": reason, **where})
     reply_to = salvaged.get("replyTo")
@@ -329,7 +330,7 @@ def unreadable_command(
         outcome=code.value,
         decided_at=datetime.now(UTC),
         dead_letter=True,
-        command=(raw or b"")[:4096].decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
+        command=scrub((raw or b"")[:4096].decode("utf-8", errors="replace")),
         unreadable={"reason": reason, **where},
     )
     return record, reply_to
@@ -431,7 +432,7 @@ class ParkedRecord(Wire):
             topic=topic,
             partition=partition,
             offset=offset,
-            reason=reason[:2000],
+            reason=scrub(reason[:2000]),
             key_base64=base64.b64encode(key).decode() if key is not None else None,
             value_base64=base64.b64encode((value or b"")[:MAX_PARKED_BYTES]).decode(),
             truncated=len(value or b"") > MAX_PARKED_BYTES,

@@ -18,6 +18,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,11 @@ class Service:
     def role(self, name: str) -> psutil.Process:
         """The running process of one role (`worker`, `bridge`, `projector`) under `scheduling dev`."""
         for child in psutil.Process(self.pid).children(recursive=True):
-            if child.cmdline()[-2:] == ["scheduling.cli", name]:
-                return child
+            try:
+                if child.cmdline()[-2:] == ["scheduling.cli", name]:
+                    return child
+            except psutil.Error:  # a dependency a test stopped, not yet reaped
+                continue
         raise LookupError(f"no running {name}")
 
     def token(self, tenant: str = "t1", scope: str = "scheduling:read scheduling:write", **claims: Any) -> str:
@@ -82,11 +86,12 @@ def _read_ready(process: subprocess.Popen[str], timeout: float) -> dict[str, str
             return dict(part.split("=", 1) for part in line.split()[1:])
 
 
-@pytest.fixture(scope="session")
-def service() -> Iterator[Service]:
+@contextmanager
+def running_dev(**extra_env: str) -> Iterator[Service]:
+    """`scheduling dev` as a user runs it, on free ports under a fresh folder; stopped (and checked) after."""
     # not under pytest's temp folder: a later pytest run makes that 0700, and PostgreSQL runs as its own user
     data_dir = Path(tempfile.mkdtemp(prefix="scheduling-test-"))
-    env = {**os.environ, "SCHEDULING_JWT_SECRET": SECRET, "SCHEDULING_PARTITIONS": "4"}
+    env = {**os.environ, "SCHEDULING_JWT_SECRET": SECRET, "SCHEDULING_PARTITIONS": "4", **extra_env}
     for name in ("KAFKA_BROKER_URL", "NATS_URL", "DATABASE_URL", "SCHEDULING_HTTP_PORT"):
         env.pop(name, None)
     process = subprocess.Popen(
@@ -109,6 +114,12 @@ def service() -> Iterator[Service]:
             raise
         _, alive = psutil.wait_procs(children, timeout=20)
         assert not alive, f"processes left running after scheduling dev stopped: {alive}"
+
+
+@pytest.fixture(scope="session")
+def service() -> Iterator[Service]:
+    with running_dev() as started:
+        yield started
 
 
 def unique(prefix: str) -> str:
