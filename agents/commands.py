@@ -29,6 +29,7 @@ from agents import cursor, reminders
 from domain.commands import parse_command
 from domain.decisions import Context, Decision
 from domain.errors import DomainError, ErrorCode
+from domain.limits import MAX_RECORD_BYTES
 from domain.usecases import decide
 from scheduling import metrics
 from scheduling.config import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC
@@ -126,6 +127,12 @@ async def handle(key: bytes, env: CommandEnvelope, partition: int) -> DecisionRe
     decision = decide(command, _state, context_of(key, env))
     metrics.DECISION_SECONDS.labels(env.type).observe(time.perf_counter() - started)
     record = DecisionRecord.of(env, decision, routing_key=key.decode(errors="replace"))
+    if len(record.encode()) > MAX_RECORD_BYTES:  # it could never be written: refused before it is journaled
+        raise DomainError(
+            ErrorCode.VALIDATION_FAILED,
+            "the command's outcome is too large to record",
+            [{"field": "body", "message": f"its decision record would exceed {MAX_RECORD_BYTES} bytes"}],
+        )
     journal[journaled_as] = record.dump()
     await written()
     apply_changes(record)

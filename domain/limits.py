@@ -24,7 +24,7 @@ MAX_BODY_BYTES = 256 * 1024
 MAX_DEPTH = 32
 #: what the service itself writes around a body (an envelope, a decision record echoing a refused
 #: body) may be larger and deeper; a record beyond these was not written by the service
-MAX_RECORD_BYTES = 1024 * 1024
+MAX_RECORD_BYTES = 900 * 1024  # below Kafka's default message limit of 1 MiB
 MAX_RECORD_DEPTH = MAX_DEPTH + 8
 #: integers beyond this (PostgreSQL's bigint) are refused
 MAX_INTEGER = 2**63 - 1

@@ -510,9 +510,21 @@ def create_slot(cmd: c.CreateSlot, session: Session) -> dict[str, Any]:
     return saved.dump()
 
 
+#: exceptions one schedule may hold: each is carried in every record of the schedule
+MAX_EXCEPTIONS = 500
+
+
 def add_exception(cmd: c.AddScheduleException, session: Session) -> dict[str, Any]:
     session.ctx.require_scope(WRITE)
     schedule = session.get(Schedule, cmd.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
+    horizon = schedule.planning_horizon
+    if cmd.end <= horizon.start or cmd.start >= horizon.end:
+        field = "end" if cmd.end <= horizon.start else "start"
+        raise validation_error([{"field": field, "message": "the exception must overlap the planning horizon"}])
+    if len(schedule.exceptions) >= MAX_EXCEPTIONS:
+        raise validation_error(
+            [{"field": "scheduleId", "message": f"a schedule holds at most {MAX_EXCEPTIONS} exceptions"}]
+        )
     exception = ScheduleException(start=cmd.start, end=cmd.end, reason=cmd.reason)
     saved = session.save(schedule.model_copy(update={"exceptions": [*schedule.exceptions, exception]}))
     period = Period(start=cmd.start, end=cmd.end)

@@ -144,3 +144,19 @@ def test_answers_about_existing_entities_conform_to_the_openapi_document(
     )
     response = preview.call_and_validate(headers=service.auth(TENANT, scope="scheduling:read"), checks=CHECKS)
     assert response.status_code == 200 and response.json()["count"] == 6
+
+
+def _is_command(ctx: Any) -> bool:
+    method, path = ctx.operation.method.upper(), ctx.operation.path
+    return method in {"POST", "PATCH", "DELETE"} and path != "/availability/preview"
+
+
+commands = schemathesis.pytest.from_fixture("api_schema").include(func=_is_command)
+
+
+@commands.parametrize()
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_command_routes_never_answer_a_server_error(case: Any, service: Any) -> None:
+    """Generated bodies, valid and invalid, on every command route: a clear 4xx or a success, never a 5xx."""
+    headers = service.auth(TENANT, scope="scheduling:read scheduling:write")
+    case.call_and_validate(headers=headers, checks=[not_a_server_error], timeout=30)

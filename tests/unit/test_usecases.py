@@ -36,8 +36,8 @@ from domain import commands as c
 from domain.decisions import ADMIN, DOUBLE_BOOK, READ, WRITE, Decision
 from domain.errors import DomainError, ErrorCode
 from domain.ids import mint, resource_token, token_of
-from domain.model import ID_PATTERN, Appointment, Schedule, Slot, WaitlistEntry
-from domain.usecases import HANDLERS, command_token
+from domain.model import ID_PATTERN, Appointment, Schedule, ScheduleException, Slot, WaitlistEntry
+from domain.usecases import HANDLERS, MAX_EXCEPTIONS, command_token
 
 
 @dataclass
@@ -915,6 +915,26 @@ def test_exception_for_an_unknown_or_foreign_schedule(world: World) -> None:
     assert_refused(world.state.run(unknown), ErrorCode.SCHEDULE_NOT_FOUND, 404)
     foreign = cmd("schedule.add-exception", scheduleId=world.schedule["id"], **body)
     assert_refused(world.state.run(foreign, t2()), ErrorCode.SCHEDULE_NOT_FOUND, 404)
+
+
+def test_an_exception_outside_the_planning_horizon_is_refused(world: World) -> None:
+    horizon = world.state.get(Schedule, world.schedule["id"]).planning_horizon
+    for start, end, field in ((horizon.end, horizon.end + timedelta(hours=1), "start"),
+                              (horizon.start - timedelta(days=9), horizon.start, "end")):  # fmt: skip
+        body = {"start": iso(start), "end": iso(end)}
+        refused = world.state.run(cmd("schedule.add-exception", scheduleId=world.schedule["id"], **body))
+        assert assert_refused(refused, ErrorCode.VALIDATION_FAILED, 400)["details"][0]["field"] == field
+
+
+def test_a_schedule_holds_a_bounded_number_of_exceptions(world: World) -> None:
+    schedule = world.state.get(Schedule, world.schedule["id"])
+    exception = ScheduleException(start=at(20), end=at(21))
+    world.state.entities[("schedule", schedule.id)] = schedule.model_copy(
+        update={"exceptions": [exception] * MAX_EXCEPTIONS}
+    )
+    body = {"start": iso(at(12)), "end": iso(at(13))}
+    refused = world.state.run(cmd("schedule.add-exception", scheduleId=schedule.id, **body))
+    assert assert_refused(refused, ErrorCode.VALIDATION_FAILED, 400)["details"][0]["field"] == "scheduleId"
 
 
 # --- AddToWaitlist and FulfillWaitlistEntry ----------------------------------------------------
