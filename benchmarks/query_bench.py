@@ -2,7 +2,7 @@
 
 Loads 100 providers x 90 days of 15-minute slots (08:00-16:00 UTC, 32 a day: 288,000 slots) and a share of
 booked appointments straight into the PostgreSQL read model (COPY, rows shaped exactly as the projector writes
-them: `scheduling.projector._row` over the domain models' `dump()`), on an embedded PostgreSQL started by
+them: `scheduling.projector._row` over the domain models), on an embedded PostgreSQL started by
 `scheduling.stack.Stack.start_postgres()` and migrated by `scheduling.db.migrate`. The HTTP view
 (`scheduling.http.build`, the production routes and query functions) runs in a child process on loopback; a
 client in this process sends a fixed number of requests at 1, 10 and 50 concurrent clients and prints p50/p99
@@ -38,7 +38,17 @@ import asyncpg  # noqa: E402
 import jwt  # noqa: E402
 
 from domain.ids import mint, resource_token  # noqa: E402
-from domain.model import Actor, ActorType, Appointment, Participant, Period, Schedule, Slot, SlotStatus  # noqa: E402
+from domain.model import (  # noqa: E402
+    Actor,
+    ActorType,
+    Appointment,
+    Entity,
+    Participant,
+    Period,
+    Schedule,
+    Slot,
+    SlotStatus,
+)
 from domain.status import AppointmentStatus  # noqa: E402
 from scheduling import db  # noqa: E402
 from scheduling.projector import _row  # noqa: E402
@@ -72,8 +82,8 @@ def facility(i: int) -> str:
     return f"facility-{i // FACILITY_SIZE:02d}"
 
 
-def generate(providers: int, days: int, booked_share: float, seed: int) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(kind, entity dump) for every schedule, slot and appointment of the data set."""
+def generate(providers: int, days: int, booked_share: float, seed: int) -> Iterator[Entity]:
+    """Every schedule, slot and appointment of the data set."""
     rng = random.Random(seed)
     horizon = Period(start=FIRST_DAY, end=FIRST_DAY + timedelta(days=days))
     for p in range(providers):
@@ -87,7 +97,7 @@ def generate(providers: int, days: int, booked_share: float, seed: int) -> Itera
             service_type="general-practice",
             planning_horizon=horizon,
         )
-        yield "schedule", schedule.dump()
+        yield schedule
         for d in range(days):
             day = FIRST_DAY + timedelta(days=d, hours=8)
             for n in range(SLOTS_PER_DAY):
@@ -129,10 +139,10 @@ def generate(providers: int, days: int, booked_share: float, seed: int) -> Itera
                         location_id=schedule.location_id,
                         version=2 if status is AppointmentStatus.CANCELLED else 1,
                     )
-                    yield "appointment", appointment.dump()
+                    yield appointment
                     if status is not AppointmentStatus.CANCELLED:
                         slot = slot.model_copy(update={"status": SlotStatus.BUSY, "version": 2})
-                yield "slot", slot.dump()
+                yield slot
 
 
 async def load(dsn: str, providers: int, days: int, booked_share: float, seed: int) -> dict[str, int]:
@@ -156,9 +166,9 @@ async def load(dsn: str, providers: int, days: int, booked_share: float, seed: i
         batches[table].clear()
 
     try:
-        for kind, data in generate(providers, days, booked_share, seed):
-            table = table_of[kind]
-            batches[table].append(_row(kind, data))
+        for entity in generate(providers, days, booked_share, seed):
+            table = table_of[entity.kind]
+            batches[table].append(_row(entity))
             if len(batches[table]) >= 20_000:
                 await flush(table)
         for table in COLUMNS:
