@@ -11,45 +11,66 @@ between the hand-off's ack and that decision hands it off again, with the same
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from domain.commands import DispatchReminder, MarkReminderSent, parse_as
 from domain.ids import token_of
 from domain.model import Appointment
+from domain.ports import PatientCachePort, ReminderDispatchPort
 from domain.reminders import due
-from scheduling import ports
-from scheduling.faust_app import settings
-from scheduling.routing import partition_of
-from scheduling.wire import Claims, CommandEnvelope
-from tables import appointments
+from scheduling.core.routing import partition_of
+from scheduling.core.wire import Claims, CommandEnvelope
+from tables import Table
 
 log = logging.getLogger(__name__)
 
 
-async def dispatch(env: CommandEnvelope, partition: int, decide_internal: Any) -> dict[str, Any]:
-    """Hand off the reminders due on `partition`; returns a summary for the decision record."""
-    command = parse_as(DispatchReminder, env.body)
-    now = command.now or datetime.now(UTC)
-    tenant = env.claims.tenant
-    owned = (
-        Appointment.model_validate(data)
-        for aid, data in list(appointments.items())
-        if partition_of(token_of(aid), settings.partitions) == partition and tenant in ("*", data.get("tenantId"))
-    )
-    found = due(owned, now, settings.reminder_leads_minutes)
-    if not found:
-        return {"sent": 0, "failed": 0}
-    port = await ports.ready()
-    sent = failed = 0
-    for appointment, lead in found:
-        try:
-            patient = await port.patients.get(appointment.tenant_id, appointment.patient_id)
-        except Exception as exc:  # the patient cache (PostgreSQL) is away: the next tick tries again
-            log.warning("reminders of partition %d wait: patient cache unavailable (%r)", partition, exc)
-            failed += 1
-            break
-        if await port.reminders.request(appointment, lead, patient):
+@dataclass(frozen=True)
+class ReminderPorts:
+    patients: PatientCachePort
+    reminders: ReminderDispatchPort
+
+
+#: decides an internal command on the actor's partition: (routing key, envelope) -> awaited
+DecideInternal = Callable[[bytes, CommandEnvelope], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Reminders:
+    appointments: Table
+    partitions: int
+    leads_minutes: tuple[int, ...]
+    #: the ports, once the worker has connected them
+    ports: Callable[[], Awaitable[ReminderPorts]]
+
+    async def dispatch(self, env: CommandEnvelope, partition: int, decide_internal: DecideInternal) -> dict[str, Any]:
+        """Hand off the reminders due on `partition`; returns a summary for the decision record."""
+        command = parse_as(DispatchReminder, env.body)
+        now = command.now or datetime.now(UTC)
+        tenant = env.claims.tenant
+        owned = (
+            Appointment.model_validate(data)
+            for aid, data in list(self.appointments.items())
+            if partition_of(token_of(aid), self.partitions) == partition and tenant in ("*", data.get("tenantId"))
+        )
+        found = due(owned, now, self.leads_minutes)
+        if not found:
+            return {"sent": 0, "failed": 0}
+        port = await self.ports()
+        sent = failed = 0
+        for appointment, lead in found:
+            try:
+                patient = await port.patients.get(appointment.tenant_id, appointment.patient_id)
+            except Exception as exc:  # the patient cache (PostgreSQL) is away: the next tick tries again
+                log.warning("reminders of partition %d wait: patient cache unavailable (%r)", partition, exc)
+                failed += 1
+                break
+            if not await port.reminders.request(appointment, lead, patient):
+                failed += 1
+                break  # the notification side is down: the rest waits for the next tick, the actor does not
             await decide_internal(
                 token_of(appointment.id).encode(),
                 CommandEnvelope(
@@ -62,7 +83,4 @@ async def dispatch(env: CommandEnvelope, partition: int, decide_internal: Any) -
                 ),
             )
             sent += 1
-        else:
-            failed += 1
-            break  # the notification side is down: the rest waits for the next tick, the actor does not
-    return {"sent": sent, "failed": failed}
+        return {"sent": sent, "failed": failed}

@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import uuid
 
-from scheduling.faust_app import app, commands_topic, settings
-from scheduling.routing import fan_out
-from scheduling.wire import Claims
+from scheduling.core.routing import fan_out
+from scheduling.core.wire import Claims
+from scheduling.streams.app import Streams
 
 
-async def _to_every_partition(command_type: str, sub: str) -> None:
+async def to_every_partition(streams: Streams, command_type: str, sub: str) -> None:
     claims = Claims(tenant="*", sub=sub, scope="scheduling:admin")
     tick = f"{command_type}-{uuid.uuid4().hex}"
-    for partition, env in fan_out(settings.partitions, command_type, claims, {}, tick, "timer"):
-        await app.producer.send_and_wait(
-            commands_topic.get_topic_name(), command_type.encode(), env.encode(), partition, None, None
-        )
+    for partition, env in fan_out(streams.settings.partitions, command_type, claims, {}, tick, "timer"):
+        await streams.send(streams.commands.get_topic_name(), command_type.encode(), env.encode(), partition)
 
 
-@app.timer(60.0, on_leader=True)
-async def dispatch_reminders() -> None:
-    await _to_every_partition("reminder.dispatch", "scheduling-reminders")
+def register(streams: Streams) -> None:
+    """Reminders every minute, idempotency-key expiry every hour, on the leader worker only."""
 
+    async def dispatch_reminders() -> None:
+        await to_every_partition(streams, "reminder.dispatch", "scheduling-reminders")
 
-@app.timer(3600.0, on_leader=True)
-async def expire_idempotency_keys() -> None:
-    await _to_every_partition("journal.expire", "scheduling-journal")
+    async def expire_idempotency_keys() -> None:
+        await to_every_partition(streams, "journal.expire", "scheduling-journal")
+
+    streams.app.timer(60.0, on_leader=True, name="scheduling.dispatch_reminders")(dispatch_reminders)
+    streams.app.timer(3600.0, on_leader=True, name="scheduling.expire_idempotency_keys")(expire_idempotency_keys)

@@ -35,7 +35,7 @@ def start_service(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]
     for name in ("KAFKA_BROKER_URL", "NATS_URL", "DATABASE_URL"):
         env.pop(name, None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "scheduling.cli", "dev", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "scheduling", "dev", "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE, stderr=open(data_dir / "dev.log", "w"), text=True, env=env,  # noqa: SIM115
     )  # fmt: skip
     assert process.stdout is not None

@@ -2,9 +2,9 @@
 
 Loads 100 providers x 90 days of 15-minute slots (08:00-16:00 UTC, 32 a day: 288,000 slots) and a share of
 booked appointments straight into the PostgreSQL read model (COPY, rows shaped exactly as the projector writes
-them: `scheduling.projector._row` over the domain models), on an embedded PostgreSQL started by
-`scheduling.stack.Stack.start_postgres()` and migrated by `scheduling.db.migrate`. The HTTP view
-(`scheduling.http.build`, the production routes and query functions) runs in a child process on loopback; a
+them: `scheduling.readmodel.projector._row` over the domain models), on an embedded PostgreSQL started by
+`scheduling.run.stack.Stack.start_postgres()` and migrated by `scheduling.readmodel.db.migrate`. The HTTP view
+(`scheduling.http.view.build`, the production routes and query functions) runs in a child process on loopback; a
 client in this process sends a fixed number of requests at 1, 10 and 50 concurrent clients and prints p50/p99
 latency. It stops by itself and removes its data folder unless `--keep` is given.
 
@@ -50,9 +50,9 @@ from domain.model import (  # noqa: E402
     SlotStatus,
 )
 from domain.status import AppointmentStatus  # noqa: E402
-from scheduling import db  # noqa: E402
-from scheduling.projector import _row  # noqa: E402
-from scheduling.stack import Stack, free_port  # noqa: E402
+from scheduling.readmodel import db  # noqa: E402
+from scheduling.readmodel.projector import _row  # noqa: E402
+from scheduling.run.stack import Stack, free_port  # noqa: E402
 
 TENANT = "bench"
 SECRET = "benchmark-secret-that-is-long-enough-for-hs256"
@@ -186,11 +186,11 @@ def serve(dsn: str, port: int, ready: Any, stop: Any) -> None:
     """Child process: the production HTTP view over a pool like the worker's; commands are not used here."""
     from aiohttp import web
 
-    from scheduling import http
-    from scheduling.config import Settings
+    from scheduling.core.config import Settings
+    from scheduling.http import view as http
 
     async def main() -> None:
-        pool = await db.pool(dsn)  # the worker's pool settings (scheduling.ports.connect)
+        pool = await db.pool(dsn)  # the worker's pool settings (scheduling.run.ports.connect)
         settings = Settings(database_url=dsn, jwt_secret=SECRET)
 
         async def no_readiness() -> dict[str, bool]:
@@ -289,7 +289,7 @@ async def explain(dsn: str, providers: int) -> str:
     asyncpg prepares every statement, and after five executions PostgreSQL may switch a prepared statement to
     a generic plan (parameters shown as $n); so each statement is PREPAREd and EXECUTEd six times first.
     """
-    from scheduling import queries
+    from scheduling.readmodel import queries
 
     conn = await asyncpg.connect(dsn)
     text: list[str] = []

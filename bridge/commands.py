@@ -23,10 +23,10 @@ from domain.errors import DomainError, ErrorCode, validation_error
 from domain.ids import resource_token
 from domain.limits import FORBIDDEN_IN_NAMES, load_json, text_problem
 from domain.usecases import command_token
-from scheduling.auth import Verifier, require
-from scheduling.config import COMMAND_SUBJECT_PREFIX, COMMANDS_TOPIC, DECISIONS_TOPIC, PORTAL_SUBJECT, Settings
-from scheduling.routing import fan_out
-from scheduling.wire import Claims, CommandEnvelope, DecisionRecord
+from scheduling.core.auth import Verifier, require
+from scheduling.core.config import COMMAND_SUBJECT_PREFIX, COMMANDS_TOPIC, DECISIONS_TOPIC, PORTAL_SUBJECT, Settings
+from scheduling.core.routing import fan_out
+from scheduling.core.wire import Claims, CommandEnvelope, DecisionRecord
 
 log = logging.getLogger(__name__)
 QUEUE_GROUP = "scheduling-bridge"

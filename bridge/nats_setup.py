@@ -6,7 +6,7 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
-from scheduling.config import DLQ_STREAM, EVENTS_STREAM, REMINDER_SUBJECT, Settings
+from scheduling.core.config import DLQ_STREAM, EVENTS_STREAM, REMINDER_SUBJECT, Settings
 
 NOTIFICATIONS_STREAM = "NOTIFICATIONS"
 

@@ -5,7 +5,7 @@ re-publish after a crash inside the stream's duplicate window is dropped by
 the server; the Kafka offset is committed only after every JetStream ack.
 A record the relay cannot read, or JetStream refuses for its content, is parked
 on the dead-letter topic and the relay moves on; while NATS is away, the batch
-is retried (scheduling/kafka.py) and nothing is committed.
+is retried (scheduling/streams/kafka.py) and nothing is committed.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import logging
 from aiokafka import AIOKafkaProducer
 from nats.js import JetStreamContext
 
-from scheduling import metrics
-from scheduling.failures import is_record_fault
-from scheduling.kafka import Batch, park
-from scheduling.wire import DecisionRecord, Unreadable
+from scheduling.core import metrics
+from scheduling.core.failures import is_record_fault
+from scheduling.core.wire import DecisionRecord, Unreadable
+from scheduling.streams.kafka import Batch, park
 
 log = logging.getLogger(__name__)
 CLOUDEVENTS_JSON = "application/cloudevents+json"

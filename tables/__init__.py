@@ -7,25 +7,47 @@ restored together on whichever worker owns it.
 
 from __future__ import annotations
 
-from scheduling.faust_app import app, settings
-from tables.durable import table
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
 
-#: values are JSON objects (the entities' camelCase form), keys plain strings
-_common = {"partitions": settings.partitions, "key_type": str}
+from scheduling.streams.app import Streams
+from tables.durable import Changelog, table
 
-schedules = table(app, "schedules", **_common)
-slots = table(app, "slots", **_common)
-appointments = table(app, "appointments", **_common)
-waitlist = table(app, "waitlist", **_common)
-#: token -> ResourceIndex (the resource's schedules and waiting waitlist entries)
-resources = table(app, "resources", **_common)
-#: "<token>:<day>" -> DayIndex (slots and active appointments starting that UTC day, slot holders)
-resource_days = table(app, "resource_days", **_common)
-#: (tenant, caller, routing token, idempotency key) -> the decision record: how a repeat or a redelivery is answered
-journal = table(app, "journal", **_common)
+#: a table as the actor uses it: a mapping of string keys to JSON values
+Table = MutableMapping[str, Any]
 
-#: partition -> the next command offset its actor expects (agents/cursor.py)
-cursor = table(app, "cursor", **_common)
 
-INDEX_TABLES = {"resource": resources, "day": resource_days}
-ENTITY_TABLES = {"schedule": schedules, "slot": slots, "appointment": appointments, "waitlist": waitlist}
+@dataclass(frozen=True)
+class Tables:
+    schedules: Table
+    slots: Table
+    appointments: Table
+    waitlist: Table
+    #: token -> ResourceIndex (the resource's schedules and waiting waitlist entries)
+    resources: Table
+    #: "<token>:<day>" -> DayIndex (slots and active appointments starting that UTC day, slot holders)
+    resource_days: Table
+    #: (tenant, caller, routing token, idempotency key) -> the decision record: how a repeat or a redelivery is answered
+    journal: Table
+    #: partition -> the next command offset its actor expects (agents/cursor.py)
+    cursor: Table
+    changelog: Changelog = field(default_factory=Changelog)
+
+    @property
+    def entities(self) -> dict[str, Table]:
+        return {"schedule": self.schedules, "slot": self.slots, "appointment": self.appointments,
+                "waitlist": self.waitlist}  # fmt: skip
+
+    @property
+    def indexes(self) -> dict[str, Table]:
+        return {"resource": self.resources, "day": self.resource_days}
+
+
+def declare(streams: Streams) -> Tables:
+    """The worker's tables on its app; values are JSON objects (the entities' camelCase form)."""
+    changelog = Changelog()
+    common: dict[str, Any] = {"partitions": streams.settings.partitions, "key_type": str}
+    names = ("schedules", "slots", "appointments", "waitlist", "resources", "resource_days", "journal", "cursor")
+    declared = {name: table(streams.app, changelog, name, **common) for name in names}
+    return Tables(**declared, changelog=changelog)

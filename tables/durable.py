@@ -4,8 +4,8 @@ Faust sends a table's changelog writes in the background and flushes them before
 committing offsets, but its flush gives up after 0.1 s without progress: an offset
 can be committed while writes of that command are still unsent, and a crash then
 loses them for good (seen: a slot booked twice after a worker was killed). The actor
-therefore awaits every changelog write of a decision (`written`), in order, before
-it moves on.
+therefore awaits every changelog write of a decision (`Changelog.written`), in order,
+before it moves on.
 """
 
 from __future__ import annotations
@@ -18,32 +18,43 @@ import faust
 from faust.types import FutureMessage
 
 log = logging.getLogger(__name__)
-_unacknowledged: list[FutureMessage] = []
 
 
-class DurableTable(faust.Table):  # type: ignore[misc]
+class Changelog:
+    """The changelog writes of one worker's tables that the broker has not acknowledged yet."""
+
+    def __init__(self) -> None:
+        self.unacknowledged: list[FutureMessage] = []
+
+    async def written(self) -> None:
+        """Wait until the broker acknowledged every changelog write made so far.
+
+        A write the broker refused is lost for this process's tables: the worker exits at once,
+        without committing, so the command is redelivered and replayed from its journal entry
+        (or decided afresh if the journal entry itself was the lost write).
+        """
+        while self.unacknowledged:
+            try:
+                await self.unacknowledged[0]
+            except Exception:
+                log.critical("a changelog write failed; exiting so the command is redelivered", exc_info=True)
+                os._exit(70)
+            self.unacknowledged.pop(0)
+
+
+class DurableTable(faust.Table[str, Any]):
+    """A Faust table that hands every changelog write to its worker's `Changelog`."""
+
+    changelog: Changelog
+
     def send_changelog(self, *args: Any, **kwargs: Any) -> FutureMessage:
         future: FutureMessage = super().send_changelog(*args, **kwargs)
-        _unacknowledged.append(future)
+        self.changelog.unacknowledged.append(future)
         return future
 
 
-async def written() -> None:
-    """Wait until the broker acknowledged every changelog write made so far.
-
-    A write the broker refused is lost for this process's tables: the worker exits at once,
-    without committing, so the command is redelivered and replayed from its journal entry
-    (or decided afresh if the journal entry itself was the lost write).
-    """
-    while _unacknowledged:
-        try:
-            await _unacknowledged[0]
-        except Exception:
-            log.critical("a changelog write failed; exiting so the command is redelivered", exc_info=True)
-            os._exit(70)
-        _unacknowledged.pop(0)
-
-
-def table(app: faust.App, name: str, **kwargs: Any) -> DurableTable:
-    created: DurableTable = app.tables.add(DurableTable(app, name=name, beacon=app.tables.beacon, **kwargs))
+def table(app: faust.App, changelog: Changelog, name: str, **kwargs: Any) -> DurableTable:
+    created = DurableTable(app, name=name, beacon=app.tables.beacon, **kwargs)
+    created.changelog = changelog
+    app.tables.add(created)
     return created

@@ -46,7 +46,7 @@ class Service:
         """The running process of one role (`worker`, `bridge`, `projector`) under `scheduling dev`."""
         for child in psutil.Process(self.pid).children(recursive=True):
             try:
-                if child.cmdline()[-2:] == ["scheduling.cli", name]:
+                if child.cmdline()[-2:] == ["scheduling", name]:
                     return child
             except psutil.Error:  # a dependency a test stopped, not yet reaped
                 continue
@@ -95,7 +95,7 @@ def running_dev(**extra_env: str) -> Iterator[Service]:
     for name in ("KAFKA_BROKER_URL", "NATS_URL", "DATABASE_URL", "SCHEDULING_HTTP_PORT"):
         env.pop(name, None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "scheduling.cli", "dev", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "scheduling", "dev", "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE,
         stderr=open(data_dir / "dev.log", "w"),  # noqa: SIM115
         text=True,

@@ -10,11 +10,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from conftest import SECRET, unique
 from support.client import Client, schedule_body
 
-from scheduling import db
-from scheduling.auth import Verifier
-from scheduling.broker_guards import true_end_offsets
-from scheduling.config import DECISIONS_TOPIC, Settings
-from scheduling.projector import Projector
+from scheduling.core.auth import Verifier
+from scheduling.core.config import DECISIONS_TOPIC, Settings
+from scheduling.readmodel import db
+from scheduling.readmodel.projector import Projector
+from scheduling.streams.broker_guards import true_end_offsets
 
 TABLES = ("schedules", "slots", "appointments", "waitlist_entries")
 

@@ -10,20 +10,24 @@ from dataclasses import replace
 import pytest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from scheduling import kafka
-from scheduling.broker_guards import FETCH_WAIT_MS
-from scheduling.config import Settings
-from scheduling.faust_app import app, faust_settings
+from scheduling.core.config import Settings
+from scheduling.streams import kafka
+from scheduling.streams.app import create_app, faust_settings
+from scheduling.streams.broker_guards import FETCH_WAIT_MS
 
 
 async def test_the_worker_consumer_waits_briefly_and_keeps_short_group_timings() -> None:
+    app = create_app(replace(Settings(), broker_flavour="tansu")).app
     consumer = app.consumer._thread._create_worker_consumer(app.transport)
     assert consumer._fetch_max_wait_ms == FETCH_WAIT_MS == 50  # defect 5: Faust hard-codes 1500 ms
     assert consumer._session_timeout_ms == 3000 and consumer._heartbeat_interval_ms == 500  # defect 4
 
 
 def test_the_recovery_end_offsets_are_corrected() -> None:
-    assert faust_aiokafka.AIOKafkaConsumerThread._highwaters.__module__ == "scheduling.broker_guards"  # defect 1
+    create_app(replace(Settings(), broker_flavour="tansu"))
+    assert (
+        faust_aiokafka.AIOKafkaConsumerThread._highwaters.__module__ == "scheduling.streams.broker_guards"
+    )  # defect 1
 
 
 @pytest.mark.parametrize("flavour", ["tansu", "kafka"])

@@ -15,7 +15,7 @@ import pytest
 from conftest import SECRET, Service, _read_ready, unique
 from support.client import Client, schedule_body
 
-from scheduling import stack
+from scheduling.run import stack
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def external_and_dev(tmp_path: Path) -> Iterator[tuple[stack.Stack, subprocess.P
     }
     env.pop("SCHEDULING_HTTP_PORT", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "scheduling.cli", "dev", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "scheduling", "dev", "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
     )  # fmt: skip
     try:

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from scheduling import stack
-from scheduling.broker_guards import true_end_offsets
+from scheduling.run import stack
+from scheduling.streams.broker_guards import true_end_offsets
 
 APP = Path(__file__).resolve().parent.parent / "support" / "recovery_app.py"
 KEYS = 3000

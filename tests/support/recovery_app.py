@@ -11,9 +11,9 @@ import os
 
 import faust
 
-from scheduling import broker_guards
-from scheduling.config import Settings
-from scheduling.faust_app import faust_settings
+from scheduling.core.config import Settings
+from scheduling.streams import broker_guards
+from scheduling.streams.app import faust_settings
 
 settings = Settings()
 broker_guards.install()  # the end-offset guard itself obeys SCHEDULING_RECOVERY_GUARD

@@ -113,10 +113,15 @@ class InMemoryState:
     # --- applying decisions ---
 
     def apply(self, decision: Decision) -> None:
+        """As the real table state does: nothing is ever moved back to an older version."""
         for entity in decision.changes:
-            self.entities[(entity.kind, entity.id)] = entity
+            current = self.entities.get((entity.kind, entity.id))
+            if current is None or current.version < entity.version:
+                self.entities[(entity.kind, entity.id)] = entity
         for index in decision.indexes:
-            self.indexes[index.key] = index
+            held = self.indexes.get(index.key)
+            if held is None or held.version < index.version:
+                self.indexes[index.key] = index
         self.events.extend(decision.events)
 
     def run(self, command: Command, ctx: Context | None = None, *, apply: bool = True) -> Decision:

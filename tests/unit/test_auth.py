@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from domain.errors import DomainError, ErrorCode
-from scheduling.auth import Verifier, require
-from scheduling.config import Settings
-from scheduling.wire import Claims
+from scheduling.core.auth import Verifier, require
+from scheduling.core.config import Settings
+from scheduling.core.wire import Claims
 
 SECRET = "unit-secret-that-is-long-enough-for-hs256"
 

@@ -24,7 +24,7 @@ from domain.errors import ErrorCode
 from domain.model import Slot, SlotStatus
 from domain.resource import DayIndex
 from domain.usecases import SLOTS_PER_DECISION
-from scheduling.wire import Claims, CommandEnvelope, DecisionRecord
+from scheduling.core.wire import Claims, CommandEnvelope, DecisionRecord
 
 
 def test_an_appointment_across_midnight_blocks_an_overlapping_slot_of_the_next_day() -> None:

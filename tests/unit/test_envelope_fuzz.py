@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from domain.commands import COMMANDS, parse_command
 from domain.errors import DomainError, ErrorCode
 from domain.usecases import decide
-from scheduling.wire import CommandEnvelope, DecisionRecord, Unreadable, unreadable_command
+from scheduling.core.wire import CommandEnvelope, DecisionRecord, Unreadable, unreadable_command
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40)
 json_values = st.recursive(

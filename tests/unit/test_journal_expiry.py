@@ -1,11 +1,11 @@
-"""Which idempotency keys a partition's actor forgets (scheduling/journal.py)."""
+"""Which idempotency keys a partition's actor forgets (agents/journal.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from scheduling.journal import expired_keys
-from scheduling.routing import partition_of
+from agents.journal import expired_keys
+from scheduling.core.routing import partition_of
 
 CUTOFF = datetime(2027, 1, 8, tzinfo=UTC)
 

@@ -1,11 +1,11 @@
-"""Stall detection: a partition with lag whose committed offset does not move (scheduling/lag.py)."""
+"""Stall detection: a partition with lag whose committed offset does not move (scheduling/streams/lag.py)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from scheduling.config import Settings
-from scheduling.lag import LagProbe
+from scheduling.core.config import Settings
+from scheduling.streams.lag import LagProbe
 
 
 class Clock:

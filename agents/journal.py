@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from scheduling.routing import partition_of
+from scheduling.core.routing import partition_of
 
 
 def expired_keys(

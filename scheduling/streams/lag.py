@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from scheduling import metrics
-from scheduling.broker_guards import true_end_offsets
-from scheduling.config import COMMANDS_TOPIC, DECISIONS_TOPIC, Settings
+from scheduling.core import metrics
+from scheduling.core.config import COMMANDS_TOPIC, DECISIONS_TOPIC, Settings
+from scheduling.streams.broker_guards import true_end_offsets
 
 log = logging.getLogger(__name__)
 

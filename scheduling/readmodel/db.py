@@ -31,7 +31,7 @@ async def migrate(dsn: str) -> list[str]:
         )
         done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
         files = sorted(
-            (f for f in resources.files("scheduling.migrations").iterdir() if f.name.endswith(".sql")),
+            (f for f in resources.files("scheduling.readmodel.migrations").iterdir() if f.name.endswith(".sql")),
             key=lambda f: f.name,
         )
         for file in files:

@@ -9,7 +9,7 @@ Each guard is installed in code, not left to a README footnote:
 - Faust fixes the worker consumer's fetch wait at 1500 ms and the broker
   sleeps half of it on an empty fetch: the wait is cut to FETCH_WAIT_MS.
 - Transactions and idempotent producers fail on this broker; the app's
-  settings (scheduling.faust_app) never ask for them.
+  settings (scheduling.streams.app) never ask for them.
 - Group membership timing and standby replicas are settings, also there.
 """
 
@@ -85,10 +85,10 @@ def _patch_highwaters() -> None:
         reported = await original(self, list(partitions))
         if not recovery_guard_enabled() or self.consumer.in_transaction:
             return reported
-        bootstrap = faust_aiokafka.server_list(self.transport.url, self.transport.default_port)
+        bootstrap = ",".join(faust_aiokafka.server_list(self.transport.url, self.transport.default_port))
         return await true_end_offsets(bootstrap, reported)
 
-    faust_aiokafka.AIOKafkaConsumerThread._highwaters = _highwaters
+    setattr(faust_aiokafka.AIOKafkaConsumerThread, "_highwaters", _highwaters)  # noqa: B010 (a patch)
 
 
 def _patch_fetch_wait() -> None:
@@ -99,7 +99,7 @@ def _patch_fetch_wait() -> None:
         consumer._fetch_max_wait_ms = FETCH_WAIT_MS
         return consumer
 
-    faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
+    setattr(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer", _create_worker_consumer)  # noqa: B010
 
 
 def install() -> None:

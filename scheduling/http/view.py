@@ -21,12 +21,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from domain.errors import DomainError, ErrorCode, validation_error
 from domain.limits import MAX_BODY_BYTES, bounded_utc, load_json
-from scheduling import metrics, queries
-from scheduling.auth import Verifier, require
-from scheduling.config import COMMAND_SUBJECT_PREFIX, Settings
-from scheduling.failures import is_outage
-from scheduling.lag import LagProbe
-from scheduling.wire import Claims
+from scheduling.core import metrics
+from scheduling.core.auth import Verifier, require
+from scheduling.core.config import COMMAND_SUBJECT_PREFIX, Settings
+from scheduling.core.failures import is_outage
+from scheduling.core.wire import Claims
+from scheduling.http.openapi import document
+from scheduling.readmodel import queries
+from scheduling.streams.lag import LagProbe
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -37,7 +39,8 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 NC = web.AppKey("nats", NATS)
 VERIFIER = web.AppKey("verifier", Verifier)
 SETTINGS = web.AppKey("settings", Settings)
-READY = web.AppKey("ready", Callable[[], Awaitable[dict[str, bool]]])
+ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
+READY: web.AppKey[ReadyCheck] = web.AppKey("ready")
 LAG = web.AppKey("lag", LagProbe)
 
 
@@ -66,8 +69,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             metrics.HTTP_REQUESTS.labels(route, "503").inc()
             return response
         log.exception("unexpected error on %s %s", request.method, request.path)
-        error = DomainError(ErrorCode.INTERNAL, "internal error")
-        response = _json(error.as_reply(), 500)
+        response = _json(DomainError(ErrorCode.INTERNAL, "internal error").as_reply(), 500)
     metrics.HTTP_REQUESTS.labels(route, str(response.status)).inc()
     return response
 
@@ -285,7 +287,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when every dependency answers and no partition has lag without progress (scheduling/lag.py)."""
+    """Ready when every dependency answers and no partition has lag without progress (scheduling/streams/lag.py)."""
     checks = await request.app[READY]()
     lag = request.app[LAG]
     await lag.update()
@@ -301,8 +303,6 @@ async def metrics_route(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    from scheduling.openapi import document
-
     return _json(document())
 
 

@@ -6,12 +6,12 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 
-from scheduling.wire import Claims, CommandEnvelope
+from scheduling.core.wire import Claims, CommandEnvelope
 
 
 def partition_of(token: str, partitions: int) -> int:
     """The partition the default partitioner gives a routing token (the bridge's message key)."""
-    return (murmur2(token.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(token.encode()) & 0x7FFFFFFF) % partitions
 
 
 def fan_out(

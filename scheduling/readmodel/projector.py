@@ -8,7 +8,7 @@ a successful reply sees that command's effect (read-your-writes).
 A batch is applied in one transaction. If a record in it cannot be read or stored,
 the batch is applied again record by record: the records that fail are parked on the
 dead-letter topic and their callers answered with an error, the others are applied as
-usual. While PostgreSQL is away the batch is retried (scheduling/kafka.py).
+usual. While PostgreSQL is away the batch is retried (scheduling/streams/kafka.py).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from nats.aio.msg import Msg
 from domain.errors import DomainError, ErrorCode
 from domain.limits import load_json
 from domain.model import ENTITY_TYPES, Appointment, Entity, Schedule, Slot, WaitlistEntry
-from scheduling.auth import Verifier
-from scheduling.failures import is_record_fault
-from scheduling.kafka import Batch, park
-from scheduling.wire import DecisionRecord, Unreadable, salvage_reply_to
+from scheduling.core.auth import Verifier
+from scheduling.core.failures import is_record_fault
+from scheduling.core.wire import DecisionRecord, Unreadable, salvage_reply_to
+from scheduling.streams.kafka import Batch, park
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,17 @@ import sys
 import time
 import urllib.request
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import jwt
+import nats
+
+from scheduling.core.config import Settings
+from scheduling.run import roles, stack, worker
+from scheduling.streams import kafka
 
 DEV_SECRET = "dev-secret"
 RESTART_BACKOFF = 2.0
@@ -37,24 +45,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.role == "dev":
         sys.exit(run_dev(args.data_dir))
     if args.role == "worker":
-        from scheduling.worker import run
-
-        run()
+        worker.run(Settings())
         return
-    from scheduling import roles
-    from scheduling.config import Settings
-
     runner = roles.run_bridge if args.role == "bridge" else roles.run_projector
     asyncio.run(runner(Settings()))
 
 
 def _probe(nats_url: str, secret: str) -> bool:
     """A command that travels the whole path (bridge, actor, outbox, projector, reply) and changes nothing."""
-    import warnings
-
-    import jwt
-    import nats
-
     warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
 
     async def probe() -> bool:
@@ -100,8 +98,6 @@ def supervise(services: Any, roles: dict[str, Any], env: dict[str, str], stoppin
 
 
 def run_dev(data_dir: Path) -> int:
-    from scheduling import stack
-
     log = logging.getLogger("scheduling.dev")
     kafka_url = os.environ.get("KAFKA_BROKER_URL")
     if not kafka_url:
@@ -135,9 +131,6 @@ def run_dev(data_dir: Path) -> int:
             env["SCHEDULING_JWT_SECRET"] = secret
         if not kafka_url:
             env["SCHEDULING_BROKER"] = "tansu"
-        from scheduling import kafka
-        from scheduling.config import Settings
-
         os.environ.update(env)
         asyncio.run(kafka.ensure_topics(Settings()))
         roles = {role: services.spawn_role(role, env) for role in ("projector", "bridge", "worker")}

@@ -1,0 +1,1 @@
+"""The query side: PostgreSQL migrations, the projector, the patient cache, the SQL queries."""
