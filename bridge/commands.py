@@ -22,8 +22,10 @@ from domain.commands import BridgePortalAppointment, DispatchReminder, parse_com
 from domain.errors import DomainError, ErrorCode, validation_error
 from domain.ids import resource_token
 from domain.limits import FORBIDDEN_IN_NAMES, load_json, text_problem
+from domain.policy import authorize_command
 from domain.usecases import command_token
-from scheduling.core.auth import Verifier, require
+from scheduling.core.auth import Verifier
+from scheduling.core.catalog import PUBLIC_NAMES
 from scheduling.core.config import COMMAND_SUBJECT_PREFIX, COMMANDS_TOPIC, DECISIONS_TOPIC, PORTAL_SUBJECT, Settings
 from scheduling.core.routing import fan_out
 from scheduling.core.wire import Claims, CommandEnvelope, DecisionRecord
@@ -32,22 +34,6 @@ log = logging.getLogger(__name__)
 QUEUE_GROUP = "scheduling-bridge"
 #: an idempotency key (`Nats-Msg-Id`) longer than this is refused, as `commandId` is
 MAX_KEY_LENGTH = 128
-#: Commands reachable from outside; internal ones (reminder.sent) are not.
-PUBLIC_COMMANDS = frozenset(
-    {
-        "appointment.book",
-        "appointment.reschedule",
-        "appointment.status",
-        "appointment.cancel",
-        "appointment.check-in",
-        "schedule.create",
-        "schedule.add-exception",
-        "slot.create",
-        "waitlist.add",
-        "waitlist.fulfill",
-        "reminder.dispatch",
-    }
-)
 
 
 class CommandBridge:
@@ -94,7 +80,7 @@ class CommandBridge:
         try:
             claims = self._verifier.claims(headers.get("Authorization"))
             body = load_json(msg.data or b"null")
-            if source == "nats" and name not in PUBLIC_COMMANDS:
+            if source == "nats" and name not in PUBLIC_NAMES:
                 raise validation_error(
                     [{"field": "subject", "message": f"unknown command {name!r}"}], "unknown command"
                 )
@@ -102,6 +88,7 @@ class CommandBridge:
                 not 0 < len(msg_id) <= MAX_KEY_LENGTH or text_problem(msg_id, FORBIDDEN_IN_NAMES)
             ):
                 raise validation_error([{"field": "Nats-Msg-Id", "message": "1 to 128 characters of text"}])
+            authorize_command(claims.access, name)
             command = parse_command(name, body)
             if isinstance(command, DispatchReminder):
                 await self._dispatch_reminders(msg, claims, command, msg_id)
@@ -139,7 +126,6 @@ class CommandBridge:
         self, msg: Msg, claims: Claims, command: DispatchReminder, msg_id: str | None
     ) -> None:
         """Fan a DispatchReminder out to every partition; reminders are sent asynchronously, as events say."""
-        require(claims, "scheduling:admin")
         body = {"now": command.now.isoformat()} if command.now else {}
         command_id = msg_id or command.command_id or f"auto-{uuid.uuid4().hex}"
         fanned = fan_out(self._settings.partitions, "reminder.dispatch", claims, body, command_id, "nats")
@@ -170,7 +156,13 @@ class CommandBridge:
     ) -> None:
         await self._reply(msg, error.as_reply())
         record = DecisionRecord.rejected(
-            command_type=name, command_id=msg_id or "", source=source, claims=claims, body=body, error=error
+            command_type=name,
+            command_id=msg_id or "",
+            source=source,
+            claims=claims,
+            body=body,
+            error=error,
+            answered=bool(msg.reply),
         )
         tenant = claims.tenant if claims else "unauthenticated"
         try:

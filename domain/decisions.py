@@ -15,14 +15,11 @@ from typing import Any, Protocol, TypeVar
 from domain.errors import DomainError, ErrorCode
 from domain.ids import event_id
 from domain.model import Entity
+from domain.policy import ADMIN, DOUBLE_BOOK, READ, WRITE, Access
 from domain.resource import DayIndex, ResourceIndex, day_key
 
 E = TypeVar("E", bound=Entity)
-
-WRITE = "scheduling:write"
-READ = "scheduling:read"
-DOUBLE_BOOK = "scheduling:double-book"
-ADMIN = "scheduling:admin"
+__all__ = ["ADMIN", "DOUBLE_BOOK", "READ", "WRITE", "Context", "Decision", "Event", "FollowUp", "Session", "State"]
 
 
 class State(Protocol):
@@ -44,9 +41,9 @@ class Context:
     scopes: frozenset[str] = frozenset()
     patient_id: str | None = None
 
-    def require_scope(self, scope: str) -> None:
-        if scope not in self.scopes and ADMIN not in self.scopes:
-            raise DomainError(ErrorCode.FORBIDDEN, f"scope {scope} is required")
+    @property
+    def access(self) -> Access:
+        return Access(scopes=self.scopes, patient_id=self.patient_id)
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,3 @@ class Verifier:
             return Claims.load(decoded)
         except Unreadable as exc:
             raise DomainError(ErrorCode.UNAUTHENTICATED, f"invalid token claims: {exc.reason}") from None
-
-
-def require(claims: Claims, scope: str) -> None:
-    if scope not in claims.scopes and "scheduling:admin" not in claims.scopes:
-        raise DomainError(ErrorCode.FORBIDDEN, f"scope {scope} is required")

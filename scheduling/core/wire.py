@@ -23,6 +23,7 @@ from domain.decisions import Decision, Event
 from domain.errors import DomainError, ErrorCode, pydantic_details
 from domain.limits import load_record, safe_name, safe_text, scrub
 from domain.model import ENTITY_TYPES
+from domain.policy import Access
 
 CLOUDEVENT_SOURCE = "/scheduling"
 #: Errors that mean "this message could not be processed": they always land in the dead-letter stream.
@@ -89,6 +90,10 @@ class Claims(Wire):
     @property
     def scopes(self) -> frozenset[str]:
         return frozenset(self.scope.split())
+
+    @property
+    def access(self) -> Access:
+        return Access(scopes=self.scopes, patient_id=self.patient_id)
 
 
 class CommandEnvelope(Wire):
@@ -205,7 +210,7 @@ class DecisionRecord(Wire):
         tenant = env.claims.tenant
         decided_at = datetime.now(UTC)
         reply = decision.reply()
-        dead = decision.error is not None and (decision.error.code in DEAD_LETTER_CODES or not env.reply_to)
+        dead = decision.error is not None and _dead_letter(decision.error, bool(env.reply_to))
         return cls(
             delivery_id=env.delivery_id,
             command_id=env.command_id,
@@ -251,10 +256,19 @@ class DecisionRecord(Wire):
 
     @classmethod
     def rejected(
-        cls, *, command_type: str, command_id: str, source: str, claims: Claims | None, body: Any, error: DomainError
+        cls,
+        *,
+        command_type: str,
+        command_id: str,
+        source: str,
+        claims: Claims | None,
+        body: Any,
+        error: DomainError,
+        answered: bool,
     ) -> DecisionRecord:
         """A command the bridge refused before it became an envelope (bad token, unreadable body): for the audit
         log and the dead-letter stream. Fields that do not have their form are replaced, never raised on."""
+        dead = _dead_letter(error, answered)
         return cls(
             delivery_id=uuid.uuid4().hex,
             command_id=command_id if _is_command_id(command_id) else f"auto-{uuid.uuid4().hex}",
@@ -265,8 +279,8 @@ class DecisionRecord(Wire):
             reply=error.as_reply(),
             outcome=error.code.value,
             decided_at=datetime.now(UTC),
-            dead_letter=True,
-            command=body,
+            dead_letter=dead,
+            command=body if dead else None,
         )
 
     def repeat(self, env: CommandEnvelope) -> DecisionRecord:
@@ -283,6 +297,11 @@ class DecisionRecord(Wire):
                 "dead_letter": False,
             }
         )
+
+
+def _dead_letter(error: DomainError, answered: bool) -> bool:
+    """A malformed, unauthenticated or crashed command always; any refusal nobody hears of otherwise."""
+    return error.code in DEAD_LETTER_CODES or not answered
 
 
 #: the caller named in follow-up commands: the service itself, on behalf of the first command's caller

@@ -9,12 +9,10 @@ from pydantic import BaseModel
 
 from domain import commands as c
 from domain.model import Appointment, AvailabilityPattern, Period, Schedule, Slot, WaitlistEntry
+from scheduling.core.catalog import BY_NAME, CATALOG, PublicCommand
 
 _MODELS: list[type[BaseModel]] = [
-    Appointment, Schedule, Slot, WaitlistEntry, AvailabilityPattern, Period,
-    c.BookAppointment, c.RescheduleAppointment, c.UpdateAppointmentStatus, c.CancelAppointment, c.CheckInPatient,
-    c.CreateSchedule, c.AddScheduleException, c.CreateSlot, c.AddToWaitlist, c.FulfillWaitlistEntry,
-    c.DispatchReminder,
+    Appointment, Schedule, Slot, WaitlistEntry, AvailabilityPattern, Period, *(entry.command for entry in CATALOG),
 ]  # fmt: skip
 
 _ERROR = {
@@ -116,18 +114,18 @@ QUERY_ERRORS = ("400", "401", "403", "404")
 COMMAND_ERRORS = ("400", "401", "403", "404", "409", "503")
 
 
-def _command(model: str, ok_status: str, entity: str, path_id: bool = False) -> dict[str, Any]:
+def _command(entry: PublicCommand) -> dict[str, Any]:
+    """The POST operation of a public command, from its catalog entry."""
     op: dict[str, Any] = {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(model)}}},
-        "parameters": [
-            _param("Idempotency-Key", "header"),
-            _param("If-Match", "header"),
-        ],
-        "responses": _responses(ok_status, _ok(_ref(entity)), COMMAND_ERRORS),
+        "operationId": entry.name,
+        "description": f"NATS: `{entry.subject}`",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(entry.command.__name__)}}},
+        "parameters": [_param("Idempotency-Key", "header"), _param("If-Match", "header")],
+        "responses": _responses("201" if entry.created else "200", _ok(_ref(entry.reply)), COMMAND_ERRORS),
     }
-    if path_id:
+    if entry.path_field is not None:
         op["parameters"].append(_param("id", "path"))
-    return {"post": op}
+    return op
 
 
 @cache
@@ -146,6 +144,10 @@ def document() -> dict[str, Any]:
     schemas["ScheduleWithConflicts"] = _extended(
         schemas, "Schedule", {"conflicts": {"type": "array", "items": _ref("Appointment")}}
     )
+    schemas["DispatchSummary"] = {
+        "type": "object",
+        "properties": {"partitions": {"type": "integer", "minimum": 0}, "now": {"type": ["string", "null"]}},
+    }
     slot_statuses = schemas["SlotStatus"]["enum"]
     appointment_statuses = schemas["AppointmentStatus"]["enum"]
     waitlist_statuses = schemas["WaitlistStatus"]["enum"]
@@ -170,7 +172,6 @@ def document() -> dict[str, Any]:
                 "parameters": [_param("id", "path"), _status(slot_statuses), *PAGING],
                 "responses": _responses("200", _list(_ref("Slot")), QUERY_ERRORS),
             },
-            **_command("CreateSlot", "201", "Slot", True),
         },
         "/appointments/{id}": {
             "get": {
@@ -206,18 +207,14 @@ def document() -> dict[str, Any]:
                 "parameters": [_param("actorId"), *PAGING],
                 "responses": _responses("200", _list(_ref("Schedule")), QUERY_ERRORS),
             },
-            **_command("CreateSchedule", "201", "ScheduleCreated"),
         },
-        "/schedules/{id}/exceptions": _command("AddScheduleException", "200", "ScheduleWithConflicts", True),
         "/waitlist": {
             "get": {
                 "description": "best first: highest priority, then oldest; a patient token sees its own entries",
                 "parameters": [_status(waitlist_statuses), *PAGING],
                 "responses": _responses("200", _list(_ref("WaitlistEntry")), QUERY_ERRORS),
             },
-            **_command("AddToWaitlist", "201", "WaitlistEntry"),
         },
-        "/waitlist/{id}/fulfill": _command("FulfillWaitlistEntry", "200", "WaitlistEntry", True),
         "/availability/preview": {
             "post": {
                 "requestBody": {
@@ -250,18 +247,6 @@ def document() -> dict[str, Any]:
                 ),
             }
         },
-        "/appointments": _command("BookAppointment", "201", "Appointment"),
-        "/appointments/self-book": _command("BookAppointment", "201", "Appointment"),
-        "/appointments/{id}/reschedule": _command("RescheduleAppointment", "200", "Appointment", True),
-        "/appointments/{id}/status": _command("UpdateAppointmentStatus", "200", "Appointment", True),
-        "/appointments/{id}/cancel": _command("CancelAppointment", "200", "Appointment", True),
-        "/appointments/{id}/check-in": _command("CheckInPatient", "200", "Appointment", True),
-        "/reminders/dispatch": {
-            "post": {
-                "requestBody": {"content": {"application/json": {"schema": _ref("DispatchReminder")}}},
-                "responses": _responses("200", {"type": "object"}, ("401", "403", "503")),
-            }
-        },
         "/healthz": {"get": {"security": [], "responses": {"200": {"description": "alive"}}}},
         "/readyz": {
             "get": {"security": [], "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}
@@ -269,6 +254,11 @@ def document() -> dict[str, Any]:
         "/metrics": {"get": {"security": [], "responses": {"200": {"description": "Prometheus text"}}}},
         "/openapi.json": {"get": {"security": [], "responses": {"200": {"description": "this document"}}}},
     }
+    for entry in CATALOG:
+        paths.setdefault(entry.path, {})["post"] = _command(entry)
+    self_book = {**_command(BY_NAME[c.BookAppointment.NAME]), "operationId": "appointment.self-book"}
+    self_book["description"] = "a patient token books for its own patient (`patientId` comes from the token)"
+    paths["/appointments/self-book"] = {"post": self_book}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Clinic scheduling", "version": "0.1.0"},

@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from domain.errors import DomainError, ErrorCode
-from scheduling.core.auth import Verifier, require
+from domain.policy import require_scope
+from scheduling.core.auth import Verifier
 from scheduling.core.config import Settings
 from scheduling.core.wire import Claims
 
@@ -58,8 +59,8 @@ def test_rs256_with_a_public_key_and_no_algorithm_confusion() -> None:
 
 
 def test_scopes_and_admin() -> None:
-    require(Claims(tenant="t", scope="scheduling:read scheduling:write"), "scheduling:write")
-    require(Claims(tenant="t", scope="scheduling:admin"), "scheduling:write")
+    require_scope(Claims(tenant="t", scope="scheduling:read scheduling:write").access, "scheduling:write")
+    require_scope(Claims(tenant="t", scope="scheduling:admin").access, "scheduling:write")
     with pytest.raises(DomainError) as refused:
-        require(Claims(tenant="t", scope="scheduling:read"), "scheduling:write")
+        require_scope(Claims(tenant="t", scope="scheduling:read").access, "scheduling:write")
     assert refused.value.code is ErrorCode.FORBIDDEN and refused.value.status == 403

@@ -1,4 +1,4 @@
-"""Every use case of domain/usecases.py: replies, versions, events and every error code it can produce."""
+"""Every use case of domain/usecases/: replies, versions, events and every error code it can produce."""
 
 from __future__ import annotations
 

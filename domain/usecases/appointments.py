@@ -1,0 +1,244 @@
+"""Use cases of an appointment: booking (by staff or from the portal), rescheduling, status changes, cancellation
+and check-in. Each holds or gives back its slot and the resource's time in the same decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain import commands as c
+from domain.calendar import Calendar
+from domain.decisions import DOUBLE_BOOK, Session
+from domain.errors import DomainError, ErrorCode, validation_error
+from domain.ids import mint, resource_token, token_of
+from domain.model import Actor, ActorType, Appointment, Participant, Period, Schedule, Slot, SlotStatus
+from domain.status import AppointmentStatus, can_transition
+from domain.usecases.common import _check_patient, _in_exception
+from domain.usecases.waitlist import _offer_to_waitlist
+
+S = AppointmentStatus
+#: Statuses that give the slot and the resource's time back.
+RELEASING = frozenset({S.CANCELLED, S.NOSHOW, S.ENTERED_IN_ERROR})
+
+
+def _check_version(entity: Appointment | Slot, expected: int | None) -> None:
+    if expected is not None and expected != entity.version:
+        raise DomainError(
+            ErrorCode.OPTIMISTIC_LOCK_CONFLICT,
+            f"expected version {expected}, current version is {entity.version}",
+            {"expectedVersion": expected, "currentVersion": entity.version},
+        )
+
+
+def _appointment_to_change(session: Session, appointment_id: str, expected_version: int | None) -> Appointment:
+    """The appointment a modifying command names, once scope, patient and optimistic lock allow the change."""
+    appointment = session.get(Appointment, appointment_id, ErrorCode.APPOINTMENT_NOT_FOUND)
+    _check_patient(session, appointment.patient_id)
+    _check_version(appointment, expected_version)
+    return appointment
+
+
+def _hold(session: Session, slot: Slot, appointment: Appointment, status: SlotStatus) -> None:
+    session.save(slot.model_copy(update={"status": status}))
+    Calendar(session, token_of(slot.id)).hold(slot, appointment)
+
+
+def _release(session: Session, appointment: Appointment) -> Slot | None:
+    """Give the appointment's slot and time back; the slot stays unavailable inside an exception.
+
+    Returns the slot if it became free.
+    """
+    slot = session.find(Slot, appointment.slot_id)
+    if not Calendar(session, token_of(appointment.id)).release(slot, appointment) or slot is None:
+        return None
+    status = SlotStatus.BUSY_UNAVAILABLE if _in_exception(session, slot) else SlotStatus.FREE
+    saved = session.save(slot.model_copy(update={"status": status}))
+    return saved if status is SlotStatus.FREE else None
+
+
+def _book_into(
+    session: Session,
+    *,
+    slot_id: str,
+    patient_id: str,
+    status: AppointmentStatus,
+    slot_status: SlotStatus,
+    allow_double_booking: bool,
+    service_type: str | None,
+    participants: list[Participant],
+    description: str | None,
+    seed: str,
+) -> dict[str, Any]:
+    slot = session.get(Slot, slot_id, ErrorCode.SLOT_NOT_FOUND)
+    if slot.status is not SlotStatus.FREE:
+        raise DomainError(ErrorCode.SLOT_NOT_AVAILABLE, f"slot {slot.id} is {slot.status.value}")
+    if _in_exception(session, slot):  # an exception whose later parts have not closed this slot yet
+        raise DomainError(ErrorCode.SLOT_NOT_AVAILABLE, f"slot {slot.id} lies inside a schedule exception")
+    schedule = session.get(Schedule, slot.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
+    token = token_of(slot.id)
+    overlapping = Calendar(session, token).overlapping_appointments(slot.period)
+    if overlapping and not allow_double_booking:
+        raise DomainError(
+            ErrorCode.DOUBLE_BOOKING_DETECTED,
+            f"{schedule.actor.reference} already has an appointment overlapping this slot",
+            {"appointmentIds": overlapping},
+        )
+    appointment = Appointment(
+        id=mint("ap", token, session.ctx.tenant, seed),
+        tenant_id=session.ctx.tenant,
+        status=status,
+        slot_id=slot.id,
+        start=slot.start,
+        end=slot.end,
+        service_type=service_type or schedule.service_type,
+        participants=[
+            Participant(actor=schedule.actor),
+            Participant(actor=Actor(reference=f"Patient/{patient_id}", type=ActorType.PATIENT)),
+            *participants,
+        ],
+        patient_id=patient_id,
+        description=description,
+        provider_id=schedule.actor.reference,
+        location_id=schedule.location_id,
+    )
+    if session.exists("appointment", appointment.id):
+        raise validation_error([{"field": "commandId", "message": "already used for another appointment"}])
+    if overlapping:
+        slot = slot.model_copy(update={"overbooked": True})
+    _hold(session, slot, appointment, slot_status)
+    saved = session.save(appointment)
+    session.emit("appointment.created", saved)
+    return saved.dump()
+
+
+def book(cmd: c.BookAppointment, session: Session) -> dict[str, Any]:
+    if cmd.allow_double_booking and not session.ctx.access.has(DOUBLE_BOOK):
+        raise DomainError(
+            ErrorCode.DOUBLE_BOOKING_OVERRIDE_DENIED,
+            "allowDoubleBooking needs scope scheduling:double-book",
+        )
+    _check_patient(session, cmd.patient_id)
+    return _book_into(
+        session,
+        slot_id=cmd.slot_id,
+        patient_id=cmd.patient_id,
+        status=S.BOOKED,
+        slot_status=SlotStatus.BUSY,
+        allow_double_booking=cmd.allow_double_booking,
+        service_type=cmd.service_type,
+        participants=cmd.participants,
+        description=cmd.description,
+        seed=session.ctx.command_id,
+    )
+
+
+def portal_request(cmd: c.BridgePortalAppointment, session: Session) -> dict[str, Any]:
+    _check_patient(session, cmd.patient_id)
+    slot_id = cmd.slot_id or _find_free_slot(session, cmd)
+    return _book_into(
+        session,
+        slot_id=slot_id,
+        patient_id=cmd.patient_id,
+        status=S.PROPOSED,
+        slot_status=SlotStatus.BUSY_TENTATIVE,
+        allow_double_booking=False,
+        service_type=cmd.service_type,
+        participants=[],
+        description=cmd.note,
+        seed=f"portal:{cmd.request_id}",
+    )
+
+
+def _find_free_slot(session: Session, cmd: c.BridgePortalAppointment) -> str:
+    assert cmd.start is not None and cmd.end is not None
+    calendar = Calendar(session, resource_token(session.ctx.tenant, cmd.provider_id or "*"))
+    for slot_id, ref in calendar.slots(Period(start=cmd.start, end=cmd.end)):
+        if ref.start == cmd.start and ref.end == cmd.end:
+            slot = session.find(Slot, slot_id)
+            if slot is not None and slot.status is SlotStatus.FREE:
+                return slot_id
+    raise DomainError(ErrorCode.SLOT_NOT_AVAILABLE, "no free slot of that provider at that time")
+
+
+def reschedule(cmd: c.RescheduleAppointment, session: Session) -> dict[str, Any]:
+    appointment = _appointment_to_change(session, cmd.appointment_id, cmd.expected_version)
+    if appointment.status not in {S.PROPOSED, S.PENDING, S.BOOKED}:
+        raise DomainError(
+            ErrorCode.INVALID_STATUS_TRANSITION,
+            f"a {appointment.status.value} appointment cannot be rescheduled",
+        )
+    token = token_of(appointment.id)
+    if token_of(cmd.new_slot_id) != token:
+        raise DomainError(
+            ErrorCode.NEW_SLOT_NOT_AVAILABLE,
+            "the new slot belongs to another resource; cancel and book instead",
+            {"reason": "other-resource"},
+        )
+    new_slot = session.get(Slot, cmd.new_slot_id, ErrorCode.SLOT_NOT_FOUND)
+    if new_slot.id == appointment.slot_id or new_slot.status is not SlotStatus.FREE:
+        raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, f"slot {new_slot.id} is not free")
+    if _in_exception(session, new_slot):
+        raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, f"slot {new_slot.id} lies inside a schedule exception")
+    overlapping = Calendar(session, token).overlapping_appointments(new_slot.period, excluding=appointment.id)
+    if overlapping:
+        raise DomainError(
+            ErrorCode.DOUBLE_BOOKING_DETECTED,
+            "the resource is booked at that time",
+            {"appointmentIds": overlapping},
+        )
+    slot_status = SlotStatus.BUSY_TENTATIVE if appointment.status is S.PROPOSED else SlotStatus.BUSY
+    moved = appointment.model_copy(update={"slot_id": new_slot.id, "start": new_slot.start, "end": new_slot.end})
+    freed = _release(session, appointment)
+    _hold(session, new_slot, moved, slot_status)
+    saved = session.save(moved)
+    session.emit("appointment.updated", saved)
+    _offer_to_waitlist(session, freed)
+    return saved.dump()
+
+
+def _transition(
+    session: Session,
+    appointment: Appointment,
+    new: AppointmentStatus,
+    event_type: str,
+    reason: str | None = None,
+) -> Appointment:
+    """Move along the status graph, emit `event_type`, then offer a freed slot to the waitlist."""
+    if not can_transition(appointment.status, new):
+        raise DomainError(
+            ErrorCode.INVALID_STATUS_TRANSITION,
+            f"{appointment.status.value} -> {new.value} is not allowed",
+            {"from": appointment.status.value, "to": new.value},
+        )
+    update: dict[str, Any] = {"status": new}
+    if reason is not None:
+        update["cancellation_reason"] = reason
+    changed = appointment.model_copy(update=update)
+    freed: Slot | None = None
+    if new in RELEASING:
+        freed = _release(session, appointment)
+    elif appointment.status is S.PROPOSED and new in {S.PENDING, S.BOOKED}:
+        slot = session.find(Slot, appointment.slot_id)
+        if slot is not None and slot.status is SlotStatus.BUSY_TENTATIVE:
+            session.save(slot.model_copy(update={"status": SlotStatus.BUSY}))
+    saved = session.save(changed)
+    session.emit(event_type, saved)
+    _offer_to_waitlist(session, freed)
+    return saved
+
+
+def update_status(cmd: c.UpdateAppointmentStatus, session: Session) -> dict[str, Any]:
+    appointment = _appointment_to_change(session, cmd.appointment_id, cmd.expected_version)
+    saved = _transition(session, appointment, cmd.status, f"appointment.{cmd.status.value}")
+    return saved.dump()
+
+
+def cancel(cmd: c.CancelAppointment, session: Session) -> dict[str, Any]:
+    appointment = _appointment_to_change(session, cmd.appointment_id, cmd.expected_version)
+    saved = _transition(session, appointment, S.CANCELLED, "appointment.cancelled", cmd.reason)
+    return saved.dump()
+
+
+def check_in(cmd: c.CheckInPatient, session: Session) -> dict[str, Any]:
+    appointment = _appointment_to_change(session, cmd.appointment_id, cmd.expected_version)
+    saved = _transition(session, appointment, S.CHECKED_IN, "checkin.completed")
+    return saved.dump()

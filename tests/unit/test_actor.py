@@ -1,0 +1,223 @@
+"""The resource actor's loop, without Faust: dict tables, a recording `send`, fake reminder ports.
+
+What the e2e tests show from outside is pinned down here step by step: journal first, then the
+entities, then the outbox and follow-ups; a redelivery replays, a repeat answers the first reply;
+an unreadable record is parked and refused; a failed send is retried, never skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fakes import MONDAY, iso, schedule_body
+
+from agents.commands import ResourceActor, journal_key
+from agents.cursor import Cursor
+from agents.reminders import ReminderPorts, Reminders
+from domain.ids import resource_token, token_of
+from domain.model import Appointment
+from scheduling.core.config import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, DECISIONS_TOPIC, Settings
+from scheduling.core.routing import partition_of
+from scheduling.core.wire import Claims, CommandEnvelope, DecisionRecord, ParkedRecord
+from tables import Tables
+
+TENANT = "t1"
+CLAIMS = Claims(tenant=TENANT, sub="tester", scope="scheduling:read scheduling:write")
+ADMIN = Claims(tenant="*", sub="timer", scope="scheduling:admin")
+
+
+@dataclass
+class Outbox:
+    """A `send` that records what the actor produced; it can be told to fail a number of times first."""
+
+    sent: list[tuple[str, bytes, bytes, int | None]] = field(default_factory=list)
+    failures: int = 0
+
+    async def __call__(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("broker away")
+        self.sent.append((topic, key, value, partition))
+
+    def records(self, topic: str = DECISIONS_TOPIC) -> list[DecisionRecord]:
+        return [DecisionRecord.decode(value) for t, _, value, _ in self.sent if t == topic]
+
+    def on(self, topic: str) -> list[tuple[bytes, bytes]]:
+        return [(key, value) for t, key, value, _ in self.sent if t == topic]
+
+
+class FakePatients:
+    async def get(self, tenant: str, patient_id: str) -> dict[str, Any] | None:
+        return {"patientId": patient_id, "name": "Ada"}
+
+
+@dataclass
+class FakeNotifications:
+    handed: list[tuple[str, int]] = field(default_factory=list)
+
+    async def request(self, appointment: Appointment, lead_minutes: int, patient: dict[str, Any] | None) -> bool:
+        self.handed.append((appointment.id, lead_minutes))
+        return True
+
+
+@dataclass
+class World:
+    actor: ResourceActor
+    tables: Tables
+    outbox: Outbox
+    notifications: FakeNotifications
+    offset: int = 0
+
+    async def command(self, command_type: str, body: dict[str, Any], *, key: str | None = None,
+                      delivery: str | None = None, command_id: str | None = None) -> DecisionRecord:  # fmt: skip
+        env = CommandEnvelope(
+            delivery_id=delivery or f"d-{self.offset}", type=command_type, body=body, claims=CLAIMS,
+            command_id=command_id or f"c-{self.offset}", reply_to="_INBOX.test",
+        )  # fmt: skip
+        routing = key or resource_token(TENANT, "Practitioner/p1")
+        return await self.raw(routing.encode(), env.encode())
+
+    async def raw(self, key: bytes, value: bytes | None) -> DecisionRecord:
+        before = len(self.outbox.records())
+        await self.actor.receive(key, value, 0, self.offset)
+        self.offset += 1
+        records = self.outbox.records()
+        assert len(records) == before + 1, "every command leaves exactly one record in the outbox"
+        return records[-1]
+
+
+@pytest.fixture
+def world() -> World:
+    return make_world(Settings())
+
+
+def make_world(settings: Settings) -> World:
+    names = ("schedules", "slots", "appointments", "waitlist", "resources", "resource_days", "journal", "cursor")
+    tables = Tables(**{name: {} for name in names})
+    outbox, notifications = Outbox(), FakeNotifications()
+
+    async def ports() -> ReminderPorts:
+        return ReminderPorts(patients=FakePatients(), reminders=notifications)
+
+    reminders = Reminders(tables.appointments, settings.partitions, (1440, 120), ports)
+    actor = ResourceActor(settings, tables, outbox, Cursor(tables.cursor, "unused:9092"), reminders)
+    return World(actor, tables, outbox, notifications)
+
+
+async def _schedule_with_slot(world: World) -> tuple[str, str]:
+    created = await world.command("schedule.create", schedule_body())
+    schedule_id = created.reply["data"]["id"]
+    body = {"scheduleId": schedule_id, "start": iso(MONDAY), "end": iso(MONDAY + timedelta(minutes=30))}
+    slot = await world.command("slot.create", body, key=token_of(schedule_id))
+    return schedule_id, slot.reply["data"]["id"]
+
+
+async def test_a_command_is_journaled_applied_and_published_and_the_cursor_moves(world: World) -> None:
+    schedule_id, slot_id = await _schedule_with_slot(world)
+    record = await world.command("appointment.book", {"slotId": slot_id, "patientId": "pat-1"}, key=token_of(slot_id))
+    assert record.outcome == "ok" and record.reply_to == "_INBOX.test"
+    appointment = record.reply["data"]
+    assert world.tables.appointments[appointment["id"]]["status"] == "booked"
+    assert world.tables.slots[slot_id]["status"] == "busy"
+    assert [e.type for e in record.events] == ["appointment.created"]
+    key = journal_key(token_of(slot_id).encode(), CommandEnvelope.decode(_env_bytes(world, record)))
+    assert DecisionRecord.load(world.tables.journal[key]) == record
+    assert world.tables.cursor["0"] == world.offset
+
+
+def _env_bytes(world: World, record: DecisionRecord) -> bytes:
+    """The envelope a record answered, rebuilt from the record (the test sent it with these fields)."""
+    env = CommandEnvelope(delivery_id=record.delivery_id, type=record.type, body={}, claims=CLAIMS,
+                          command_id=record.command_id)  # fmt: skip
+    return env.encode()
+
+
+async def test_a_redelivery_replays_the_journaled_decision_and_a_repeat_answers_the_first_reply(world: World) -> None:
+    _, slot_id = await _schedule_with_slot(world)
+    body, key = {"slotId": slot_id, "patientId": "pat-1"}, token_of(slot_id)
+    first = await world.command("appointment.book", body, key=key, delivery="dlv-1", command_id="same")
+    again = await world.command("appointment.book", body, key=key, delivery="dlv-1", command_id="same")
+    assert again == first  # the same message: its decision finished again, not decided again
+    repeat = await world.command("appointment.book", body, key=key, delivery="dlv-2", command_id="same")
+    assert repeat.reply == first.reply and repeat.replay_of == "dlv-1"
+    assert repeat.changes == [] and repeat.events == [] and repeat.follow_ups == []
+    other = await world.command("appointment.book", body, key=key, command_id="another")
+    assert other.outcome == "SLOT_NOT_AVAILABLE"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "code"),
+    [(b"tok", b"not json", "VALIDATION_FAILED"), (b"tok", None, "VALIDATION_FAILED"),
+     (b"tok", json.dumps({"claims": {}}).encode(), "UNAUTHENTICATED"),
+     (b"bad key\x00", CommandEnvelope(delivery_id="d", type="appointment.book", body={}, claims=CLAIMS,
+                                      command_id="c").encode(), "VALIDATION_FAILED")],
+)  # fmt: skip
+async def test_an_unreadable_record_is_parked_refused_and_passed(
+    world: World, key: bytes, value: Any, code: str
+) -> None:
+    record = await world.raw(key, value)
+    assert record.outcome == code and record.dead_letter and record.unreadable is not None
+    assert record.unreadable["offset"] == 0
+    ((parked_key, parked),) = world.outbox.on(DEAD_LETTERS_TOPIC)
+    letter = ParkedRecord.decode(parked)
+    assert (parked_key, letter.consumer, letter.kind, letter.offset) == (b"actor", "actor", "unreadable", 0)
+    assert world.tables.cursor["0"] == 1
+
+
+async def test_a_refusal_changes_nothing_and_is_answered(world: World) -> None:
+    record = await world.command("appointment.cancel", {"appointmentId": "ap-000000000000-nothing"})
+    assert record.outcome == "APPOINTMENT_NOT_FOUND" and record.changes == []
+    assert world.tables.journal  # refusals are journaled too: a repeat gets the same answer
+
+
+async def test_follow_ups_go_to_their_resources_partitions(world: World) -> None:
+    _, slot_id = await _schedule_with_slot(world)
+    booked = await world.command("appointment.book", {"slotId": slot_id, "patientId": "p"}, key=token_of(slot_id))
+    entry = await world.command(
+        "waitlist.add", {"patientId": "p", "serviceType": "consultation",
+                         "requestedPeriod": {"start": iso(MONDAY), "end": iso(MONDAY.replace(hour=23))}},
+        key=resource_token(TENANT, "*"),
+    )  # fmt: skip
+    fulfil = await world.command("waitlist.fulfill", {"entryId": entry.reply["data"]["id"],
+                                                      "appointmentId": booked.reply["data"]["id"]},
+                                 key=resource_token(TENANT, "*"))  # fmt: skip
+    assert fulfil.reply_to is None  # the reply travels with the follow-up
+    ((key, envelope),) = world.outbox.on(COMMANDS_TOPIC)
+    follow_up = CommandEnvelope.decode(envelope)
+    assert key == token_of(booked.reply["data"]["id"]).encode()
+    assert (follow_up.type, follow_up.reply_to) == ("waitlist.verify-appointment", "_INBOX.test")
+
+
+async def test_a_failed_send_is_retried_until_the_broker_takes_it(world: World) -> None:
+    world.outbox.failures = 2
+    record = await world.command("schedule.create", schedule_body())
+    assert record.outcome == "ok" and len(world.outbox.records()) == 1
+
+
+async def test_reminders_are_handed_off_and_recorded_once(world: World) -> None:
+    _, slot_id = await _schedule_with_slot(world)
+    booked = await world.command("appointment.book", {"slotId": slot_id, "patientId": "p"}, key=token_of(slot_id))
+    now = (MONDAY - timedelta(minutes=90)).isoformat()  # 90 minutes ahead: the 2-hour reminder is due
+    partition = partition_of(token_of(booked.reply["data"]["id"]), Settings().partitions)
+    for delivery in ("r1", "r2"):
+        env = CommandEnvelope(delivery_id=delivery, type="reminder.dispatch", body={"now": now}, claims=ADMIN,
+                              command_id=delivery)  # fmt: skip
+        await world.actor.decide_one(b"reminders", env.encode(), partition, world.offset)
+        world.offset += 1
+    assert world.notifications.handed == [(booked.reply["data"]["id"], 120)]
+    assert world.tables.appointments[booked.reply["data"]["id"]]["remindersSent"] == [120]
+
+
+@pytest.mark.parametrize(("ttl_hours", "left"), [(-1.0, 0), (1.0, 1)])
+async def test_journal_expiry_forgets_the_keys_older_than_the_ttl(ttl_hours: float, left: int) -> None:
+    world = make_world(replace(Settings(), idempotency_ttl_hours=ttl_hours))
+    await world.command("schedule.create", schedule_body())
+    assert len(world.tables.journal) == 1
+    partition = partition_of(resource_token(TENANT, "Practitioner/p1"), Settings().partitions)
+    env = CommandEnvelope(delivery_id="x", type="journal.expire", body={}, claims=ADMIN, command_id="x")
+    await world.actor.decide_one(b"journal.expire", env.encode(), partition, world.offset)
+    assert len(world.tables.journal) == left
