@@ -22,6 +22,9 @@ def register(streams: Streams, tables: Tables, ports: Callable[[], Awaitable[Rem
         Cursor(tables.cursor, settings.kafka_bootstrap),
         Reminders(tables.appointments, settings.partitions, settings.reminder_leads_minutes, ports),
     )
-    streams.app.agent(streams.commands, name="scheduling.resource_actor", concurrency=1)(actor.consume)
+    # one actor per partition: partitions decide and persist independently (DESIGN decision 8)
+    streams.app.agent(streams.commands, name="scheduling.resource_actor", concurrency=1, isolated_partitions=True)(
+        actor.consume
+    )
     timers.register(streams)
     return actor

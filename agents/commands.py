@@ -1,16 +1,20 @@
-"""The resource actor: one command at a time per partition, decided against table state.
+"""The resource actor: one serial actor per partition, deciding what is waiting as one batch (group commit).
 
-Order of writes for one command (DESIGN decision 4):
-1. the journal entry (the whole decision record) is written and acknowledged;
+An actor takes the commands waiting on its partition (up to BATCH_MAX, or what arrived within
+BATCH_WITHIN), decides them one after another in memory, each seeing the decisions before it
+(`TableState` keeps a batch's writes pending), then makes the batch durable in four steps, each one
+round trip to the broker however many commands the batch holds (DESIGN decisions 4 and 8):
+1. the journal entries (the decision records) are written and acknowledged;
 2. entities and indexes are written to their tables and acknowledged;
-3. the record goes to the decisions topic, then its follow-up commands to the commands
-   topic, each acknowledged by the broker,
-before the stream moves on (Faust commits the offset only after that). Once step 1 is
-done, steps 1-3 are retried until they succeed: an exception escaping the agent would
-make Faust ack and skip the command (faust-streaming #315), leaving a decision nobody
-hears of. A redelivered command finds its journal entry and re-applies it instead of
-deciding again; a repeat with the same idempotency key is answered with the first reply
-and changes and emits nothing more.
+3. the records go to the decisions topic, their follow-up commands to the commands topic and the
+   unreadable records to the dead-letter topic, all acknowledged by the broker;
+4. the actor's cursor moves past the batch and is acknowledged.
+A crash before step 1 completes leaves no entity write of the batch (they are still pending): the
+commands are redelivered and decided again, in order, or replayed from the journal entries that did
+reach the broker. Once step 1 is done, steps 2-4 are retried until they succeed: an exception
+escaping the agent would make Faust ack and skip the commands (faust-streaming #315). A redelivered
+command finds its journal entry and re-applies it instead of deciding again; a repeat with the same
+idempotency key is answered with the first reply and changes and emits nothing more.
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ import logging
 import re
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from itertools import groupby
 from typing import Any
 
 from agents.cursor import Cursor
+from agents.failpoints import reached as failpoints_reached
 from agents.journal import expired_keys
 from agents.reminders import Reminders
 from domain.commands import parse_command
@@ -41,10 +48,16 @@ from tables.state import TableState
 
 log = logging.getLogger(__name__)
 BACKOFF_MAX = 5.0
+#: the most commands one batch decides before its durable steps
+BATCH_MAX = 200
+#: how long an actor waits for more commands once it has one (seconds): a lone command waits at most this
+BATCH_WITHIN = 0.002
 #: keys the bridge and the timers write: a resource's routing token, or the name of a fanned-out command
 ROUTING_KEY = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 #: produce one record and wait for the broker's ack: (topic, key, value, partition)
 Send = Callable[[str, bytes, bytes, "int | None"], Awaitable[None]]
+#: one command message as read: (key, value, partition, offset)
+Message = tuple[bytes, "bytes | None", int, int]
 
 
 def context_of(key: bytes, env: CommandEnvelope) -> Context:
@@ -66,7 +79,7 @@ def journal_key(key: bytes, env: CommandEnvelope) -> str:
 
 
 async def until_done(step: Callable[[], Awaitable[None]], what: str) -> None:
-    """Retry a step that must happen (the decision is already journaled) with capped backoff."""
+    """Retry a step that must happen (the decisions are already journaled) with capped backoff."""
     pause = 0.1
     while True:
         try:
@@ -79,8 +92,25 @@ async def until_done(step: Callable[[], Awaitable[None]], what: str) -> None:
             pause = min(pause * 2, BACKOFF_MAX)
 
 
+@dataclass
+class Batch:
+    """The decisions of one partition's batch, kept in memory until its durable steps."""
+
+    partition: int
+    state: TableState
+    journal: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: (topic, key, value) to produce in step 3, in order
+    outbox: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    outcomes: list[tuple[str, str]] = field(default_factory=list)
+    last_offset: int = -1
+
+    def publish(self, key: bytes, record: DecisionRecord) -> None:
+        self.outbox.append((DECISIONS_TOPIC, key, record.encode()))
+        self.outbox += [(COMMANDS_TOPIC, f.key.encode(), f.envelope.encode()) for f in record.follow_ups]
+
+
 class ResourceActor:
-    """Decides the commands of the partitions its worker owns, one at a time, against the tables."""
+    """Decides the commands of the partitions its worker owns: per partition, serially, in batches."""
 
     def __init__(self, settings: Settings, tables: Tables, send: Send, cursor: Cursor, reminders: Reminders) -> None:
         self._settings = settings
@@ -88,90 +118,119 @@ class ResourceActor:
         self._send = send
         self._cursor = cursor
         self._reminders = reminders
-        self._state = TableState(tables)
-        self._partition_wide: dict[str, Callable[[CommandEnvelope, int], Awaitable[dict[str, Any]]]] = {
+        self._partition_wide: dict[str, Callable[[Batch, CommandEnvelope], Awaitable[dict[str, Any]]]] = {
             "reminder.dispatch": self._dispatch_reminders,
             "journal.expire": self._expire_journal,
         }
 
     async def consume(self, stream: Any) -> None:
-        """The Faust agent. No exception escapes (Faust would ack and skip the command, #315/#527), and no gap
-        is left behind: commands the stream skipped are read back and decided first."""
-        async for event in stream.events():
-            await self.receive(event.key or b"", event.value, event.message.partition, event.message.offset)
+        """The Faust agent, one instance per partition (isolated partitions). No exception escapes (Faust
+        would ack and skip the commands, #315/#527), and no gap is left behind."""
+        self._tables.changelog.begin()  # this partition's changelog writes, awaited by this partition only
+        async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN):
+            await self.receive([(e.key or b"", e.value, e.message.partition, e.message.offset) for e in events])
 
-    async def receive(self, key: bytes, raw: bytes | None, partition: int, offset: int) -> None:
-        if offset > self._cursor.expected(partition):
-            await until_done(
-                partial(self._decide_missed, partition, offset), f"reading back skipped commands of {partition}"
-            )
-        await self.decide_one(key, raw, partition, offset)
+    async def receive(self, messages: Sequence[Message]) -> None:
+        """Decide messages in offset order per partition; commands the stream skipped are read back first."""
+        for partition, group in groupby(sorted(messages, key=lambda m: (m[2], m[3])), key=lambda m: m[2]):
+            batch = list(group)
+            if batch[0][3] > self._cursor.expected(partition):
+                await until_done(
+                    partial(self._decide_missed, partition, batch[0][3]),
+                    f"reading back skipped commands of {partition}",
+                )
+            await self.decide(partition, batch)
 
-    async def decide_one(self, key: bytes, raw: bytes | None, partition: int, offset: int) -> None:
-        """Decide one command message; whatever it holds, it is answered or parked, and the cursor moves past it.
+    async def decide(self, partition: int, messages: Sequence[Message]) -> None:
+        """Decide a batch of one partition's messages, then make it durable (the four steps above)."""
+        self._tables.changelog.deciding(partition)
+        batch = Batch(partition, TableState(self._tables))
+        for key, raw, _, offset in messages:
+            await self._decide_one(batch, key, raw, offset)
+            batch.last_offset = offset
+        await self._commit(batch)
+
+    async def _decide_one(self, batch: Batch, key: bytes, raw: bytes | None, offset: int) -> None:
+        """Whatever a message holds, it leaves one record in the outbox: its decision, or its refusal.
 
         A record that cannot be read becomes a refusal built only from what could be read of it
-        (`unreadable_command`): it goes to the dead-letter stream with its reason and offset, and its
-        caller, if one can be found, gets the error. Nothing in this path indexes the record's content.
+        (`unreadable_command`), and is parked on the dead-letter topic with its reason and offset.
         """
         try:
             if not ROUTING_KEY.fullmatch(key):
                 raise Unreadable("the record key is not a routing token")
             env = CommandEnvelope.decode(raw, "command record")
         except Unreadable as exc:
-            await self._park_unreadable(key, raw, partition, offset, exc.reason)
+            self._park(batch, key, raw, offset, exc.reason)
             return
         try:
-            record = await self.handle(key, env, partition)
+            record = await self.handle(batch, key, env)
         except DomainError as refused:
             record = DecisionRecord.refusal(env, refused)
-            await self._publish(key, record)
-        except Exception as exc:  # raised before anything was journaled: nothing was decided
+            batch.publish(key, record)
+        except Exception as exc:  # raised before anything of this command was recorded: nothing was decided
             log.exception("command %s crashed the actor; dead-lettered", env.command_id)
             details = {"exception": type(exc).__name__}
             crashed = DomainError(ErrorCode.INTERNAL, "the command could not be processed", details)
             record = DecisionRecord.refusal(env, crashed).model_copy(update={"trace": traceback.format_exc(limit=5)})
-            await self._publish(key, record)
-        self._cursor.advance(partition, offset)
-        await self._tables.changelog.written()
-        metrics.COMMANDS.labels(env.type, record.outcome).inc()
+            batch.publish(key, record)
+        batch.outcomes.append((env.type, record.outcome))
 
-    async def handle(self, key: bytes, env: CommandEnvelope, partition: int) -> DecisionRecord:
-        """Decide one command (or replay its recorded decision) and hand the record to the outbox."""
+    async def handle(self, batch: Batch, key: bytes, env: CommandEnvelope) -> DecisionRecord:
+        """Decide one command into the batch (or replay its recorded decision); its record joins the outbox."""
         if env.type in self._partition_wide:
-            summary = await self._partition_wide[env.type](env, partition)
+            summary = await self._partition_wide[env.type](batch, env)
             record = DecisionRecord.of(env, Decision(data=summary))
-            await self._publish(key, record)
+            batch.publish(key, record)
             return record
         journaled_as = journal_key(key, env)
-        prior = self._prior(journaled_as)
+        prior = self._prior(batch, journaled_as)
         if prior is not None:
             if prior.delivery_id == env.delivery_id:  # the same message again: finish what it started
                 record = prior
-                self._state.apply(record)
+                batch.state.apply(record)
             else:  # a repeat: the first reply, nothing more
                 record = prior.repeat(env)
-            await self._tables.changelog.written()
-            await self._publish(key, record)
+            batch.publish(key, record)
             return record
         command = parse_command(env.type, env.body)
         started = time.perf_counter()
-        decision = decide(command, self._state, context_of(key, env))
+        decision = decide(command, batch.state, context_of(key, env))
         metrics.DECISION_SECONDS.labels(env.type).observe(time.perf_counter() - started)
         record = DecisionRecord.of(env, decision, routing_key=key.decode(errors="replace"))
         if len(record.encode()) > MAX_RECORD_BYTES:  # it could never be written: refused before it is journaled
             too_large = {"field": "body", "message": f"its decision record would exceed {MAX_RECORD_BYTES} bytes"}
             raise DomainError(ErrorCode.VALIDATION_FAILED, "the command's outcome is too large to record", [too_large])
-        self._tables.journal[journaled_as] = record.dump()
-        await self._tables.changelog.written()
-        self._state.apply(record)
-        await self._tables.changelog.written()
-        await self._publish(key, record)
+        batch.journal[journaled_as] = record.dump()
+        batch.state.apply(record)
+        batch.publish(key, record)
         return record
 
-    def _prior(self, journaled_as: str) -> DecisionRecord | None:
-        """The journaled decision of this key; one that cannot be read is reported and treated as absent."""
-        prior = self._tables.journal.get(journaled_as)
+    async def _commit(self, batch: Batch) -> None:
+        """The batch's durable steps; each waits for the broker's acknowledgement of all its writes."""
+        changelog = self._tables.changelog
+        failpoints = self._settings.failpoints_dir
+        for journaled_as, entry in batch.journal.items():
+            self._tables.journal[journaled_as] = entry
+        await changelog.written()
+        failpoints_reached(failpoints, "journaled")
+        batch.state.flush()
+        await changelog.written()
+        failpoints_reached(failpoints, "applied")
+
+        async def send() -> None:
+            await asyncio.gather(*(self._send(topic, key, value, None) for topic, key, value in batch.outbox))
+
+        await until_done(send, f"outbox writes of a batch of partition {batch.partition}")
+        failpoints_reached(failpoints, "published")
+        self._cursor.advance(batch.partition, batch.last_offset)
+        await changelog.written()
+        for command_type, outcome in batch.outcomes:
+            metrics.COMMANDS.labels(command_type, outcome).inc()
+
+    def _prior(self, batch: Batch, journaled_as: str) -> DecisionRecord | None:
+        """The journaled decision of this key (this batch's first); one that cannot be read counts as absent."""
+        prior = batch.journal.get(journaled_as) or self._tables.journal.get(journaled_as)
         if prior is None:
             return None
         try:
@@ -180,52 +239,35 @@ class ResourceActor:
             log.critical("journal entry %r cannot be read (%s); deciding the command again", journaled_as, exc.reason)
             return None
 
-    async def _publish(self, key: bytes, record: DecisionRecord) -> None:
-        """The record to the outbox, then its follow-up commands to their resources' partitions, all acknowledged."""
-        encoded = record.encode()
-        follow_ups = [(f.key.encode(), f.envelope.encode()) for f in record.follow_ups]
-
-        async def send() -> None:
-            await self._send(DECISIONS_TOPIC, key, encoded, None)
-            for follow_up_key, envelope in follow_ups:
-                await self._send(COMMANDS_TOPIC, follow_up_key, envelope, None)
-
-        await until_done(send, f"outbox write of {record.command_id}")
-
-    async def _park_unreadable(self, key: bytes, raw: bytes | None, partition: int, offset: int, reason: str) -> None:
-        """Set an unreadable command aside (dead-letter topic), answer its caller if one can be found, move on."""
-        log.error("unreadable command at %s:%s: %s", partition, offset, reason)
+    def _park(self, batch: Batch, key: bytes, raw: bytes | None, offset: int, reason: str) -> None:
+        """An unreadable command: parked on the dead-letter topic, refused to its caller if one can be found."""
+        log.error("unreadable command at %s:%s: %s", batch.partition, offset, reason)
         metrics.PARKED.labels("actor", "unreadable").inc()
         parked = ParkedRecord.of(
-            "actor", "unreadable", topic=COMMANDS_TOPIC, partition=partition, offset=offset, key=key, value=raw,
+            "actor", "unreadable", topic=COMMANDS_TOPIC, partition=batch.partition, offset=offset, key=key, value=raw,
             reason=reason,
         )  # fmt: skip
-        record, _ = unreadable_command(raw, reason, topic=COMMANDS_TOPIC, partition=partition, offset=offset)
-
-        async def send() -> None:
-            await self._send(DEAD_LETTERS_TOPIC, b"actor", parked.encode(), None)
-
-        await until_done(send, f"parking command {partition}:{offset}")
-        await self._publish(key if ROUTING_KEY.fullmatch(key) else b"unreadable", record)
-        self._cursor.advance(partition, offset)
-        await self._tables.changelog.written()
-        metrics.COMMANDS.labels("unknown", record.outcome).inc()
+        record, _ = unreadable_command(raw, reason, topic=COMMANDS_TOPIC, partition=batch.partition, offset=offset)
+        batch.outbox.append((DEAD_LETTERS_TOPIC, b"actor", parked.encode()))
+        batch.publish(key if ROUTING_KEY.fullmatch(key) else b"unreadable", record)
+        batch.outcomes.append(("unknown", record.outcome))
 
     async def _decide_missed(self, partition: int, stop: int) -> None:
-        """Decide the commands the stream skipped before `stop`; a retry resumes where the cursor got to."""
+        """Decide the commands the stream skipped before `stop`, one batch each; a retry resumes at the cursor."""
         async for missed in self._cursor.missed(partition, self._cursor.expected(partition), stop):
-            await self.decide_one(missed.key or b"", missed.value, partition, missed.offset)
+            await self.decide(partition, [(missed.key or b"", missed.value, partition, missed.offset)])
 
-    async def _dispatch_reminders(self, env: CommandEnvelope, partition: int) -> dict[str, Any]:
-        return await self._reminders.dispatch(
-            env, partition, lambda key, internal: self.handle(key, internal, partition)
-        )
+    async def _dispatch_reminders(self, batch: Batch, env: CommandEnvelope) -> dict[str, Any]:
+        async def decide_internal(key: bytes, internal: CommandEnvelope) -> DecisionRecord:
+            return await self.handle(batch, key, internal)
 
-    async def _expire_journal(self, env: CommandEnvelope, partition: int) -> dict[str, Any]:
+        return await self._reminders.dispatch(env, batch.partition, decide_internal)
+
+    async def _expire_journal(self, batch: Batch, env: CommandEnvelope) -> dict[str, Any]:
         """Forget idempotency keys older than the configured TTL, on this partition only (its changelog)."""
         cutoff = datetime.now(UTC) - timedelta(hours=self._settings.idempotency_ttl_hours)
-        expired = expired_keys(list(self._tables.journal.items()), partition, self._settings.partitions, cutoff)
+        journal = self._tables.journal
+        expired = expired_keys(list(journal.items()), batch.partition, self._settings.partitions, cutoff)
         for k in expired:
-            del self._tables.journal[k]
-        await self._tables.changelog.written()
+            del journal[k]
         return {"expired": len(expired)}

@@ -43,6 +43,7 @@ class CommandBridge:
         self._producer = producer
         self._verifier = verifier
         self._subscriptions: list[Any] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._subscriptions = [
@@ -53,6 +54,7 @@ class CommandBridge:
     async def stop(self) -> None:
         for sub in self._subscriptions:
             await sub.unsubscribe()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def _on_command(self, msg: Msg) -> None:
         name = msg.subject.removeprefix(COMMAND_SUBJECT_PREFIX)
@@ -107,20 +109,35 @@ class CommandBridge:
             await self._refuse(msg, name, msg_id, source, claims, body, error)
             return
         try:
-            await asyncio.wait_for(
-                self._producer.send_and_wait(COMMANDS_TOPIC, env.encode(), key=key), self._settings.command_timeout
+            # enqueued in arrival order (per partition, the order the commands came in); acknowledged apart,
+            # so the next message is read while this one travels to the broker
+            delivered = await asyncio.wait_for(
+                self._producer.send(COMMANDS_TOPIC, env.encode(), key=key), self._settings.command_timeout
             )
         except Exception as exc:
-            log.warning("command %s not handed to the stream: %r", env.command_id, exc)
-            await self._reply(
-                msg,
-                DomainError(
-                    ErrorCode.UNAVAILABLE,
-                    "the command was not handed to the stream in time; its outcome is unknown: repeat it with "
-                    "the same idempotency key (details.commandId) to learn it",
-                    {"commandId": env.command_id},
-                ).as_reply(),
-            )
+            await self._unavailable(msg, env, exc)
+            return
+        task = asyncio.create_task(self._acknowledged(msg, env, delivered))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _acknowledged(self, msg: Msg, env: CommandEnvelope, delivered: asyncio.Future[Any]) -> None:
+        try:
+            await asyncio.wait_for(delivered, self._settings.command_timeout)
+        except Exception as exc:
+            await self._unavailable(msg, env, exc)
+
+    async def _unavailable(self, msg: Msg, env: CommandEnvelope, exc: BaseException) -> None:
+        log.warning("command %s not handed to the stream: %r", env.command_id, exc)
+        await self._reply(
+            msg,
+            DomainError(
+                ErrorCode.UNAVAILABLE,
+                "the command was not handed to the stream in time; its outcome is unknown: repeat it with "
+                "the same idempotency key (details.commandId) to learn it",
+                {"commandId": env.command_id},
+            ).as_reply(),
+        )
 
     async def _dispatch_reminders(
         self, msg: Msg, claims: Claims, command: DispatchReminder, msg_id: str | None

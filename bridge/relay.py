@@ -10,9 +10,11 @@ is retried (scheduling/streams/kafka.py) and nothing is committed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from nats.js import JetStreamContext
 
 from scheduling.core import metrics
@@ -35,7 +37,13 @@ class Relay:
         self._producer = producer
 
     async def handle_batch(self, records: Batch) -> None:
-        """Publish in record order, each acknowledged before the next: per entity, events keep version order."""
+        """Publish a poll's records in order without waiting between them, then await every JetStream ack.
+
+        JetStream stores what one connection publishes in the order sent, so per entity, events keep version
+        order. A record JetStream refuses for its content is parked; any other failure (NATS away) fails the
+        batch, which is retried whole: what was stored already is dropped as a duplicate (`Nats-Msg-Id`).
+        """
+        pending: list[tuple[ConsumerRecord[bytes, bytes], asyncio.Future[Any]]] = []
         for message in records:
             try:
                 record = DecisionRecord.decode(message.value, "decision record")
@@ -43,24 +51,41 @@ class Relay:
                 await park(self._producer, "relay", "unreadable", message, exc.reason)
                 continue
             try:
-                await self._publish(record)
+                pending += [(message, ack) for ack in await self._publish(record)]
             except Exception as exc:
                 if not is_record_fault(exc):
-                    raise  # NATS away: the batch is retried, JetStream drops what was already stored
+                    raise
                 await park(self._producer, "relay", "unapplicable", message, f"JetStream refused it: {exc!r}")
+        results = await asyncio.gather(*(ack for _, ack in pending), return_exceptions=True)
+        refused: dict[int, BaseException] = {}
+        for (message, _), result in zip(pending, results, strict=True):
+            if isinstance(result, BaseException):
+                if not is_record_fault(result):
+                    raise result
+                refused.setdefault(message.offset, result)
+        for message in records:
+            if message.offset in refused:
+                reason = f"JetStream refused it: {refused[message.offset]!r}"
+                await park(self._producer, "relay", "unapplicable", message, reason)
 
-    async def _publish(self, record: DecisionRecord) -> None:
-        for event in record.events:
-            await self._js.publish(
+    async def _publish(self, record: DecisionRecord) -> list[asyncio.Future[Any]]:
+        """Send the record's events (and its dead letter); the futures resolve with JetStream's acks."""
+        acks = [
+            await self._js.publish_async(
                 f"scheduling.events.{event.type}",
                 event.encode(),
                 headers={"Nats-Msg-Id": event.id, "Content-Type": CLOUDEVENTS_JSON},
             )
+            for event in record.events
+        ]
         if record.dead_letter:
             metrics.DEAD_LETTERS.labels(record.type).inc()
             letter = record.model_dump_json(by_alias=True, include=DEAD_LETTER_FIELDS).encode()
-            await self._js.publish(
-                f"scheduling.dlq.{record.type}",
-                letter,
-                headers={"Nats-Msg-Id": f"dlq-{record.delivery_id}", "Content-Type": "application/json"},
+            acks.append(
+                await self._js.publish_async(
+                    f"scheduling.dlq.{record.type}",
+                    letter,
+                    headers={"Nats-Msg-Id": f"dlq-{record.delivery_id}", "Content-Type": "application/json"},
+                )
             )
+        return acks

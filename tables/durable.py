@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextvars import ContextVar
 from typing import Any
 
 import faust
@@ -21,10 +22,37 @@ log = logging.getLogger(__name__)
 
 
 class Changelog:
-    """The changelog writes of one worker's tables that the broker has not acknowledged yet."""
+    """The changelog writes of one worker's tables that the broker has not acknowledged yet.
+
+    Each partition's actor runs in a task of its own and calls `begin` there: its writes are then
+    tracked apart, so one partition never waits for another's (writes outside any actor share one list).
+    """
 
     def __init__(self) -> None:
-        self.unacknowledged: list[FutureMessage] = []
+        self._shared: list[FutureMessage] = []
+        self._mine: ContextVar[list[FutureMessage] | None] = ContextVar(f"changelog-{id(self)}", default=None)
+        self._partition: ContextVar[int | None] = ContextVar(f"partition-{id(self)}", default=None)
+
+    def begin(self) -> None:
+        """From now on, the writes of the calling task (and the tasks it starts) are tracked on their own."""
+        self._mine.set([])
+
+    def deciding(self, partition: int) -> None:
+        """The calling task writes for `partition`: its table keys go to that changelog partition.
+
+        Faust takes the partition from the event being iterated; a batch is decided after its events
+        were taken, so the actor names the partition itself (all of a resource's keys stay together).
+        """
+        self._partition.set(partition)
+
+    @property
+    def partition(self) -> int | None:
+        return self._partition.get()
+
+    @property
+    def unacknowledged(self) -> list[FutureMessage]:
+        mine = self._mine.get()
+        return mine if mine is not None else self._shared
 
     async def written(self) -> None:
         """Wait until the broker acknowledged every changelog write made so far.
@@ -46,6 +74,10 @@ class DurableTable(faust.Table[str, Any]):
     """A Faust table that hands every changelog write to its worker's `Changelog`."""
 
     changelog: Changelog
+
+    def partition_for_key(self, key: Any) -> int | None:
+        partition = self.changelog.partition
+        return partition if partition is not None else super().partition_for_key(key)
 
     def send_changelog(self, *args: Any, **kwargs: Any) -> FutureMessage:
         future: FutureMessage = super().send_changelog(*args, **kwargs)

@@ -12,35 +12,52 @@ from tables import Table, Tables
 
 
 class TableState:
-    """Reads entities and indexes of the partition being processed; writes a decision's changes."""
+    """Reads entities and indexes of the partition being processed, through the writes still pending.
+
+    A batch's decisions are applied here first (`apply`) and reach the tables only with `flush`, once
+    their journal entries are durable: a crash before that leaves no entity write without its journal
+    entry, so a redelivered command is never decided against its own effects.
+    """
 
     def __init__(self, tables: Tables) -> None:
         self._tables = tables
+        self._pending: dict[tuple[int, str], tuple[Table, dict[str, Any]]] = {}
 
     def entity(self, kind: str, entity_id: str) -> Entity | None:
-        data = self._tables.entities[kind].get(entity_id)
+        data = self._read(self._tables.entities[kind], entity_id)
         return ENTITY_TYPES[kind].model_validate(data) if data is not None else None
 
     def resource(self, token: str) -> ResourceIndex | None:
-        data = self._tables.resources.get(token)
+        data = self._read(self._tables.resources, token)
         return ResourceIndex.model_validate(data) if data is not None else None
 
     def day(self, token: str, day: date) -> DayIndex | None:
-        data = self._tables.resource_days.get(day_key(token, day))
+        data = self._read(self._tables.resource_days, day_key(token, day))
         return DayIndex.model_validate(data) if data is not None else None
 
     def apply(self, record: DecisionRecord) -> None:
-        """Write a decision's entities and indexes; none is ever moved back to an older version.
+        """Hold a decision's entities and indexes as pending; none is ever moved back to an older version.
 
         Re-applying a recorded decision after a redelivery is therefore harmless.
         """
         for change in record.changes:
-            _write_if_newer(self._tables.entities[change.kind], str(change.data["id"]), change.data)
+            self._hold_if_newer(self._tables.entities[change.kind], str(change.data["id"]), change.data)
         for index in record.indexes:
-            _write_if_newer(self._tables.indexes[index.kind], index.key, index.data)
+            self._hold_if_newer(self._tables.indexes[index.kind], index.key, index.data)
 
+    def flush(self) -> None:
+        """Write the pending values to the tables (each still only if newer than what the table holds)."""
+        for (_, key), (table, data) in self._pending.items():
+            current = table.get(key)
+            if current is None or current.get("version", 0) < data["version"]:
+                table[key] = data
+        self._pending.clear()
 
-def _write_if_newer(table: Table, key: str, data: dict[str, Any]) -> None:
-    current = table.get(key)
-    if current is None or current.get("version", 0) < data["version"]:
-        table[key] = data
+    def _read(self, table: Table, key: str) -> Any:
+        held = self._pending.get((id(table), key))
+        return held[1] if held is not None else table.get(key)
+
+    def _hold_if_newer(self, table: Table, key: str, data: dict[str, Any]) -> None:
+        current = self._read(table, key)
+        if current is None or current.get("version", 0) < data["version"]:
+            self._pending[(id(table), key)] = (table, data)

@@ -5,73 +5,18 @@ Clients retry a command whose reply timed out with the same idempotency key, as 
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from typing import Any
 
 import pytest
-from conftest import unique
-from support.client import Client, eventually, schedule_body
-
-SLOTS = 24
-
-
-async def _book_until_answered(client: Client, body: dict[str, Any], key: str) -> dict[str, Any]:
-    for _ in range(8):
-        try:
-            return await client.command("appointment.book", body, headers={"Nats-Msg-Id": key})
-        except TimeoutError:
-            continue
-    raise AssertionError(f"booking {key} never answered")
+from support.bursts import interrupted_burst
+from support.client import Client
 
 
 @pytest.mark.slow
 async def test_killing_the_worker_mid_burst_loses_and_doubles_nothing(service: Any) -> None:
+    async def kill() -> None:
+        service.role("worker").send_signal(signal.SIGKILL)
+
     async with Client(service) as client:
-        body = schedule_body(
-            unique("Practitioner/f"),
-            "2027-03-01T00:00:00Z",
-            "2027-03-02T00:00:00Z",
-            days=("mon",),
-            window=("08:00", "14:00"),
-        )
-        schedule = await client.ok("schedule.create", body)
-        status, body, _ = await client.get(f"/schedules/{schedule['id']}/slots", limit="100")
-        slots = [s["id"] for s in body["data"]]
-        assert len(slots) == SLOTS
-
-        answered: list[dict[str, Any]] = []
-
-        async def book(i: int) -> dict[str, Any]:
-            reply = await _book_until_answered(
-                client, {"slotId": slots[i % SLOTS], "patientId": f"p{i}"}, unique(f"burst{i}")
-            )
-            answered.append(reply)
-            return reply
-
-        burst = [asyncio.create_task(book(i)) for i in range(2 * SLOTS)]
-        await eventually(lambda: len(answered) >= 6, within=60, interval=0.01)
-        worker = service.role("worker")
-        worker.send_signal(signal.SIGKILL)
-        replies = await asyncio.gather(*burst)
-
-        ok = [r["data"] for r in replies if r["ok"]]
-        refused = [r["error"]["code"] for r in replies if not r["ok"]]
-        by_slot: dict[str, list[dict[str, Any]]] = {}
-        for appointment in ok:
-            by_slot.setdefault(appointment["slotId"], []).append(appointment)
-        doubled = {k: [(a["id"], a["patientId"], a["version"]) for a in v] for k, v in by_slot.items() if len(v) > 1}
-        assert len(ok) == SLOTS and sorted(by_slot) == sorted(slots), f"doubled: {doubled}; logs in {service.data_dir}"
-        assert set(refused) <= {"SLOT_NOT_AVAILABLE"} and len(refused) == SLOTS
-
-        status, body, _ = await client.get(f"/schedules/{schedule['id']}/slots", limit="100")
-        assert {s["status"] for s in body["data"]} == {"busy"}
-        for appointment in ok:
-            status, body, _ = await client.get(f"/appointments/{appointment['id']}")
-            assert status == 200 and body["data"]["status"] == "booked"
-        mine = {f"appointments/{a['id']}" for a in ok}
-        created = await client.events(
-            "scheduling.events.appointment.created", lambda es: mine <= {e["subject"] for e in es}, within=60
-        )
-        ours = [e for e, _ in created if e["data"]["slotId"] in set(slots)]
-        assert len(ours) == len({e["id"] for e in ours}) == SLOTS and {e["subject"] for e in ours} == mine
+        await interrupted_burst(client, service, kill)

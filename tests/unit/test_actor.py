@@ -83,7 +83,7 @@ class World:
 
     async def raw(self, key: bytes, value: bytes | None) -> DecisionRecord:
         before = len(self.outbox.records())
-        await self.actor.receive(key, value, 0, self.offset)
+        await self.actor.receive([(key, value, 0, self.offset)])
         self.offset += 1
         records = self.outbox.records()
         assert len(records) == before + 1, "every command leaves exactly one record in the outbox"
@@ -95,9 +95,9 @@ def world() -> World:
     return make_world(Settings())
 
 
-def make_world(settings: Settings) -> World:
-    names = ("schedules", "slots", "appointments", "waitlist", "resources", "resource_days", "journal", "cursor")
-    tables = Tables(**{name: {} for name in names})
+def make_world(settings: Settings, journal: dict[str, Any] | None = None) -> World:
+    names = ("schedules", "slots", "appointments", "waitlist", "resources", "resource_days", "cursor")
+    tables = Tables(**{name: {} for name in names}, journal=journal if journal is not None else {})
     outbox, notifications = Outbox(), FakeNotifications()
 
     async def ports() -> ReminderPorts:
@@ -206,7 +206,7 @@ async def test_reminders_are_handed_off_and_recorded_once(world: World) -> None:
     for delivery in ("r1", "r2"):
         env = CommandEnvelope(delivery_id=delivery, type="reminder.dispatch", body={"now": now}, claims=ADMIN,
                               command_id=delivery)  # fmt: skip
-        await world.actor.decide_one(b"reminders", env.encode(), partition, world.offset)
+        await world.actor.decide(partition, [(b"reminders", env.encode(), partition, world.offset)])
         world.offset += 1
     assert world.notifications.handed == [(booked.reply["data"]["id"], 120)]
     assert world.tables.appointments[booked.reply["data"]["id"]]["remindersSent"] == [120]
@@ -219,5 +219,43 @@ async def test_journal_expiry_forgets_the_keys_older_than_the_ttl(ttl_hours: flo
     assert len(world.tables.journal) == 1
     partition = partition_of(resource_token(TENANT, "Practitioner/p1"), Settings().partitions)
     env = CommandEnvelope(delivery_id="x", type="journal.expire", body={}, claims=ADMIN, command_id="x")
-    await world.actor.decide_one(b"journal.expire", env.encode(), partition, world.offset)
+    await world.actor.decide(partition, [(b"journal.expire", env.encode(), partition, world.offset)])
     assert len(world.tables.journal) == left
+
+
+async def test_a_batch_decides_in_order_each_command_seeing_the_ones_before(world: World) -> None:
+    _, slot_id = await _schedule_with_slot(world)
+    key = token_of(slot_id).encode()
+    envs = [
+        CommandEnvelope(delivery_id=f"b-{i}", type="appointment.book", body={"slotId": slot_id, "patientId": f"p{i}"},
+                        claims=CLAIMS, command_id=f"b-{i}", reply_to="_INBOX.test").encode()
+        for i in range(3)
+    ]  # fmt: skip
+    messages = [(key, env, 0, world.offset + i) for i, env in enumerate(envs)] + [
+        (b"tok", b"junk", 0, world.offset + 3)
+    ]
+    before = len(world.outbox.records())
+    await world.actor.receive(messages)
+    outcomes = [r.outcome for r in world.outbox.records()[before:]]
+    assert outcomes == ["ok", "SLOT_NOT_AVAILABLE", "SLOT_NOT_AVAILABLE", "VALIDATION_FAILED"]
+    assert world.tables.cursor["0"] == world.offset + 4
+
+
+async def test_no_entity_of_a_batch_reaches_the_tables_before_its_journal_entries() -> None:
+    seen_when_journaled: list[str] = []
+
+    class Journal(dict[str, Any]):
+        """Notes the slot's status in the tables whenever a journal entry is written."""
+
+        def __setitem__(self, key: str, value: Any) -> None:
+            slot = world.tables.slots.get(slot_id)
+            seen_when_journaled.append(slot["status"] if slot else "absent")
+            super().__setitem__(key, value)
+
+    world = make_world(Settings(), Journal())
+    slot_id = ""
+    _, slot_id = await _schedule_with_slot(world)
+    seen_when_journaled.clear()
+    record = await world.command("appointment.book", {"slotId": slot_id, "patientId": "p"}, key=token_of(slot_id))
+    assert record.outcome == "ok"
+    assert seen_when_journaled == ["free"] and world.tables.slots[slot_id]["status"] == "busy"

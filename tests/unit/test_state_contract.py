@@ -44,6 +44,7 @@ class Real(TableState):
     def apply_decision(self, decision: Decision) -> None:
         record = DecisionRecord.decode(DecisionRecord.of(self.ENV, decision).encode())  # as read back from the wire
         self.apply(record)
+        self.flush()
 
 
 STORES: list[Callable[[], Store]] = [Fake, Real]
