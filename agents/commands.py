@@ -44,7 +44,7 @@ from scheduling.core import metrics
 from scheduling.core.config import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, DECISIONS_TOPIC, Settings
 from scheduling.core.wire import CommandEnvelope, DecisionRecord, ParkedRecord, Unreadable, unreadable_command
 from tables import Tables
-from tables.state import TableState
+from tables.state import Parsed, TableState
 
 log = logging.getLogger(__name__)
 BACKOFF_MAX = 5.0
@@ -105,7 +105,7 @@ class Batch:
     last_offset: int = -1
 
     def publish(self, key: bytes, record: DecisionRecord) -> None:
-        self.outbox.append((DECISIONS_TOPIC, key, record.encode()))
+        self.outbox.append((DECISIONS_TOPIC, key, record.published().encode()))
         self.outbox += [(COMMANDS_TOPIC, f.key.encode(), f.envelope.encode()) for f in record.follow_ups]
 
 
@@ -118,6 +118,7 @@ class ResourceActor:
         self._send = send
         self._cursor = cursor
         self._reminders = reminders
+        self._parsed = Parsed()  # shared by this worker's partitions: keys never collide across them
         self._partition_wide: dict[str, Callable[[Batch, CommandEnvelope], Awaitable[dict[str, Any]]]] = {
             "reminder.dispatch": self._dispatch_reminders,
             "journal.expire": self._expire_journal,
@@ -144,7 +145,7 @@ class ResourceActor:
     async def decide(self, partition: int, messages: Sequence[Message]) -> None:
         """Decide a batch of one partition's messages, then make it durable (the four steps above)."""
         self._tables.changelog.deciding(partition)
-        batch = Batch(partition, TableState(self._tables))
+        batch = Batch(partition, TableState(self._tables, self._parsed))
         for key, raw, _, offset in messages:
             await self._decide_one(batch, key, raw, offset)
             batch.last_offset = offset
@@ -198,7 +199,7 @@ class ResourceActor:
         decision = decide(command, batch.state, context_of(key, env))
         metrics.DECISION_SECONDS.labels(env.type).observe(time.perf_counter() - started)
         record = DecisionRecord.of(env, decision, routing_key=key.decode(errors="replace"))
-        if len(record.encode()) > MAX_RECORD_BYTES:  # it could never be written: refused before it is journaled
+        if len(record.encode()) > MAX_RECORD_BYTES:  # it could never be journaled: refused before it is
             too_large = {"field": "body", "message": f"its decision record would exceed {MAX_RECORD_BYTES} bytes"}
             raise DomainError(ErrorCode.VALIDATION_FAILED, "the command's outcome is too large to record", [too_large])
         batch.journal[journaled_as] = record.dump()

@@ -102,7 +102,8 @@ def load_json(
         raise _invalid(what, f"nested deeper than {max_depth} levels") from None
     except (UnicodeDecodeError, ValueError):
         raise _invalid(what, "malformed JSON") from None
-    check_json(value, what, max_depth)
+    text = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+    check_json(value, what, max_depth, scalars=_SUSPECT.search(text) is not None)
     return value
 
 
@@ -111,29 +112,62 @@ def load_record(raw: bytes, what: str) -> Any:
     return load_json(raw, what, max_bytes=MAX_RECORD_BYTES, max_depth=MAX_RECORD_DEPTH)
 
 
-def check_json(value: Any, root: str = "body", max_depth: int = MAX_DEPTH) -> None:
-    """Walk a decoded document (iteratively: depth is what is being checked) for the limits above."""
-    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+#: what in JSON text can carry a forbidden character or an out-of-range number: DEL, a raw UTF-8 surrogate
+#: (json decodes with surrogatepass), the short escapes \b and \f, a \u escape of a control character or
+#: surrogate, a long exponent or a long run of digits. Text without any of these needs no look at its
+#: strings and numbers (only at its depth).
+_SUSPECT = re.compile(
+    rb"\x7f|\xed[\xa0-\xbf]|\\[bf]|\\u00[01][0-9a-fA-F]|\\u007[fF]|\\u[dD][89a-fA-F][0-9a-fA-F]{2}|[eE][+-]?\d{3}|\d{19}"
+)
+
+
+def check_json(value: Any, root: str = "body", max_depth: int = MAX_DEPTH, *, scalars: bool = True) -> None:
+    """Walk a decoded document (iteratively: depth is what is being checked) for the limits above.
+
+    With `scalars` false (the text was found free of suspects), only the nesting is walked. A field's
+    path is spelled out only for an error.
+    """
+    # each entry: (node, depth, parent entry index, key in the parent); paths are rebuilt from these
+    trail: list[tuple[int, str]] = []
+    if not isinstance(value, dict | list):
+        if scalars:
+            _check_scalar(value, trail, -1, root)
+        return
+    stack: list[tuple[Any, int, int]] = [(value, 1, -1)]
     while stack:
-        node, path, depth = stack.pop()
-        if isinstance(node, dict | list) and depth > max_depth:
-            raise _invalid(path or root, f"nested deeper than {max_depth} levels")
-        if isinstance(node, dict):
-            for key, child in node.items():
-                problem = text_problem(key)
-                if problem is not None:
-                    raise _invalid(path or root, f"a member name {problem}")
-                stack.append((child, f"{path}.{key}" if path else key, depth + 1))
-        elif isinstance(node, list):
-            stack.extend((child, f"{path}.{i}" if path else str(i), depth + 1) for i, child in enumerate(node))
-        elif isinstance(node, str):
-            problem = text_problem(node)
-            if problem is not None:
-                raise _invalid(path or root, problem)
-        elif isinstance(node, float) and not math.isfinite(node):
-            raise _invalid(path or root, "a number out of range")
-        elif isinstance(node, int) and not isinstance(node, bool) and not -MAX_INTEGER <= node <= MAX_INTEGER:
-            raise _invalid(path or root, "a number out of range")
+        node, depth, at = stack.pop()
+        if depth > max_depth:
+            raise _invalid(_path(trail, at) or root, f"nested deeper than {max_depth} levels")
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in items:
+            if scalars and isinstance(key, str):
+                _check_scalar(key, trail, at, root, member=True)
+            if isinstance(child, dict | list):
+                trail.append((at, str(key)))
+                stack.append((child, depth + 1, len(trail) - 1))
+            elif scalars:
+                trail.append((at, str(key)))
+                _check_scalar(child, trail, len(trail) - 1, root)
+                trail.pop()
+
+
+def _check_scalar(node: Any, trail: list[tuple[int, str]], at: int, root: str, *, member: bool = False) -> None:
+    if isinstance(node, str):
+        problem = text_problem(node)
+        if problem is not None:
+            raise _invalid(_path(trail, at) or root, f"a member name {problem}" if member else problem)
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise _invalid(_path(trail, at) or root, "a number out of range")
+    elif isinstance(node, int) and not isinstance(node, bool) and not -MAX_INTEGER <= node <= MAX_INTEGER:
+        raise _invalid(_path(trail, at) or root, "a number out of range")
+
+
+def _path(trail: list[tuple[int, str]], at: int) -> str:
+    keys: list[str] = []
+    while at >= 0:
+        at, key = trail[at]
+        keys.append(key)
+    return ".".join(reversed(keys))
 
 
 def too_large(what: str, max_bytes: int = MAX_BODY_BYTES) -> DomainError:

@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from domain.model import ENTITY_TYPES, Entity
 from domain.resource import DayIndex, ResourceIndex, day_key
 from scheduling.core.wire import DecisionRecord
 from tables import Table, Tables
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Parsed:
+    """The models last parsed from table values, reused while the table holds the very same value.
+
+    A day index holds every slot of a resource's day; parsing it again for every booking was a quarter
+    of the worker's CPU. Models are frozen, so one instance can serve many decisions. Bounded (LRU).
+    """
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[int, str], tuple[Any, BaseModel]] = OrderedDict()
+
+    def model(self, table: Table, key: str, data: Any, cls: type[M]) -> M:
+        slot = (id(table), key)
+        hit = self._entries.get(slot)
+        if hit is not None and hit[0] is data and isinstance(hit[1], cls):
+            self._entries.move_to_end(slot)
+            return hit[1]
+        model = cls.model_validate(data)
+        self._entries[slot] = (data, model)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return model
 
 
 class TableState:
@@ -19,21 +48,23 @@ class TableState:
     entry, so a redelivered command is never decided against its own effects.
     """
 
-    def __init__(self, tables: Tables) -> None:
+    def __init__(self, tables: Tables, parsed: Parsed | None = None) -> None:
         self._tables = tables
+        self._parsed = parsed if parsed is not None else Parsed()
         self._pending: dict[tuple[int, str], tuple[Table, dict[str, Any]]] = {}
 
     def entity(self, kind: str, entity_id: str) -> Entity | None:
-        data = self._read(self._tables.entities[kind], entity_id)
-        return ENTITY_TYPES[kind].model_validate(data) if data is not None else None
+        return self._model(self._tables.entities[kind], entity_id, ENTITY_TYPES[kind])
 
     def resource(self, token: str) -> ResourceIndex | None:
-        data = self._read(self._tables.resources, token)
-        return ResourceIndex.model_validate(data) if data is not None else None
+        return self._model(self._tables.resources, token, ResourceIndex)
 
     def day(self, token: str, day: date) -> DayIndex | None:
-        data = self._read(self._tables.resource_days, day_key(token, day))
-        return DayIndex.model_validate(data) if data is not None else None
+        return self._model(self._tables.resource_days, day_key(token, day), DayIndex)
+
+    def _model(self, table: Table, key: str, cls: type[M]) -> M | None:
+        data = self._read(table, key)
+        return self._parsed.model(table, key, data, cls) if data is not None else None
 
     def apply(self, record: DecisionRecord) -> None:
         """Hold a decision's entities and indexes as pending; none is ever moved back to an older version.

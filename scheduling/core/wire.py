@@ -16,13 +16,22 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from domain.decisions import Decision, Event
 from domain.errors import DomainError, ErrorCode, pydantic_details
 from domain.limits import load_record, safe_name, safe_text, scrub
-from domain.model import ENTITY_TYPES
+from domain.model import ENTITY_TYPES, Entity
 from domain.policy import Access
 
 CLOUDEVENT_SOURCE = "/scheduling"
@@ -159,11 +168,17 @@ class Change(Wire):
 
     kind: Literal["schedule", "slot", "appointment", "waitlist"]
     data: dict[str, Any]
+    _entity: Entity = PrivateAttr()
 
     @model_validator(mode="after")
     def _an_entity(self) -> Change:
-        ENTITY_TYPES[self.kind].model_validate(self.data)
+        self._entity = ENTITY_TYPES[self.kind].model_validate(self.data)
         return self
+
+    @property
+    def entity(self) -> Entity:
+        """The entity `data` describes, parsed once when the record was read."""
+        return self._entity
 
 
 class IndexWrite(Wire):
@@ -282,6 +297,11 @@ class DecisionRecord(Wire):
             dead_letter=dead,
             command=body if dead else None,
         )
+
+    def published(self) -> DecisionRecord:
+        """The record as the outbox carries it: without the index writes, which only the actor's journal needs
+        (the projector and the relay never read them, and a day index holds every slot of a day)."""
+        return self.model_copy(update={"indexes": []}) if self.indexes else self
 
     def repeat(self, env: CommandEnvelope) -> DecisionRecord:
         """The answer to a repeat of this record's command (same idempotency key): the first reply, nothing more."""

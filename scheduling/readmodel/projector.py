@@ -24,7 +24,7 @@ from nats.aio.msg import Msg
 
 from domain.errors import DomainError, ErrorCode
 from domain.limits import load_json
-from domain.model import ENTITY_TYPES, Appointment, Entity, Schedule, Slot, WaitlistEntry
+from domain.model import Appointment, Entity, Schedule, Slot, WaitlistEntry
 from scheduling.core.auth import Verifier
 from scheduling.core.failures import is_record_fault
 from scheduling.core.wire import DecisionRecord, Unreadable, salvage_reply_to
@@ -144,8 +144,7 @@ class Projector:
 
     async def project(self, conn: asyncpg.Connection, record: DecisionRecord) -> None:
         for change in record.changes:
-            entity = ENTITY_TYPES[change.kind].model_validate(change.data)
-            await conn.execute(_UPSERTS[change.kind], *_row(entity))
+            await conn.execute(_UPSERTS[change.kind], *_row(change.entity))
         await conn.execute(
             _AUDIT,
             record.delivery_id,
