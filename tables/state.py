@@ -34,10 +34,16 @@ class Parsed:
             self._entries.move_to_end(slot)
             return hit[1]
         model = cls.model_validate(data)
+        self.remember(table, key, data, model)
+        return model
+
+    def remember(self, table: Table, key: str, data: Any, model: BaseModel) -> None:
+        """`model` is what `data` (about to be held under `key`) parses to: a decision made it from the model."""
+        slot = (id(table), key)
         self._entries[slot] = (data, model)
+        self._entries.move_to_end(slot)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
-        return model
 
 
 class TableState:
@@ -72,9 +78,9 @@ class TableState:
         Re-applying a recorded decision after a redelivery is therefore harmless.
         """
         for change in record.changes:
-            self._hold_if_newer(self._tables.entities[change.kind], str(change.data["id"]), change.data)
+            self._hold_if_newer(self._tables.entities[change.kind], str(change.data["id"]), change.data, change.entity)
         for index in record.indexes:
-            self._hold_if_newer(self._tables.indexes[index.kind], index.key, index.data)
+            self._hold_if_newer(self._tables.indexes[index.kind], index.key, index.data, index.model)
 
     def flush(self) -> None:
         """Write the pending values to the tables (each still only if newer than what the table holds)."""
@@ -88,7 +94,9 @@ class TableState:
         held = self._pending.get((id(table), key))
         return held[1] if held is not None else table.get(key)
 
-    def _hold_if_newer(self, table: Table, key: str, data: dict[str, Any]) -> None:
+    def _hold_if_newer(self, table: Table, key: str, data: dict[str, Any], model: BaseModel | None) -> None:
         current = self._read(table, key)
         if current is None or current.get("version", 0) < data["version"]:
             self._pending[(id(table), key)] = (table, data)
+            if model is not None:
+                self._parsed.remember(table, key, data, model)

@@ -14,7 +14,7 @@ import base64
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, cast
 
 from pydantic import (
     AfterValidator,
@@ -33,6 +33,7 @@ from domain.errors import DomainError, ErrorCode, pydantic_details
 from domain.limits import load_record, safe_name, safe_text, scrub
 from domain.model import ENTITY_TYPES, Entity
 from domain.policy import Access
+from domain.resource import DayIndex, ResourceIndex
 
 CLOUDEVENT_SOURCE = "/scheduling"
 #: Errors that mean "this message could not be processed": they always land in the dead-letter stream.
@@ -163,10 +164,13 @@ class CloudEvent(Wire):
     data: dict[str, Any]
 
 
+EntityKind = Literal["schedule", "slot", "appointment", "waitlist"]
+
+
 class Change(Wire):
     """An entity after the change: `data` must be a valid entity of `kind`, or the record is unreadable."""
 
-    kind: Literal["schedule", "slot", "appointment", "waitlist"]
+    kind: EntityKind
     data: dict[str, Any]
     _entity: Entity = PrivateAttr()
 
@@ -180,11 +184,31 @@ class Change(Wire):
         """The entity `data` describes, parsed once when the record was read."""
         return self._entity
 
+    @classmethod
+    def of(cls, entity: Entity) -> Change:
+        """The change a decision made: built from the entity itself, which needs no parsing again."""
+        change = cls.model_construct(kind=cast(EntityKind, entity.kind), data=entity.dump())
+        change._entity = entity
+        return change
+
 
 class IndexWrite(Wire):
     kind: Literal["resource", "day"]
     key: Text
     data: dict[str, Any]
+    _model: BaseModel | None = PrivateAttr(default=None)
+
+    @property
+    def model(self) -> BaseModel | None:
+        """The index `data` was dumped from, when this write was made in this process (not read back)."""
+        return self._model
+
+    @classmethod
+    def of(cls, index: ResourceIndex | DayIndex) -> IndexWrite:
+        write = cls.model_construct(kind=cast(Literal["resource", "day"], index.KIND), key=index.key,
+                                    data=index.model_dump(mode="json"))  # fmt: skip
+        write._model = index
+        return write
 
 
 class FollowUpCommand(Wire):
@@ -237,8 +261,8 @@ class DecisionRecord(Wire):
             reply=reply,
             outcome="ok" if decision.error is None else decision.error.code.value,
             decided_at=decided_at,
-            changes=[Change(kind=e.kind, data=e.dump()) for e in decision.changes],
-            indexes=[IndexWrite(kind=i.KIND, key=i.key, data=i.model_dump(mode="json")) for i in decision.indexes],
+            changes=[Change.of(e) for e in decision.changes],
+            indexes=[IndexWrite.of(i) for i in decision.indexes],
             events=[
                 _cloudevent(e, tenant=tenant, causation_id=env.causation, time=decided_at) for e in decision.events
             ],
