@@ -42,7 +42,8 @@ from domain.limits import MAX_RECORD_BYTES
 from domain.usecases import decide
 from scheduling.core import metrics
 from scheduling.core.config import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, DECISIONS_TOPIC, Settings
-from scheduling.core.wire import CommandEnvelope, DecisionRecord, ParkedRecord, Unreadable, unreadable_command
+from scheduling.core.wire import CommandEnvelope, DecisionRecord, Unreadable, unreadable_command
+from scheduling.streams.kafka import parking
 from tables import Tables
 from tables.state import Parsed, TableState
 
@@ -242,9 +243,7 @@ class ResourceActor:
 
     def _park(self, batch: Batch, key: bytes, raw: bytes | None, offset: int, reason: str) -> None:
         """An unreadable command: parked on the dead-letter topic, refused to its caller if one can be found."""
-        log.error("unreadable command at %s:%s: %s", batch.partition, offset, reason)
-        metrics.PARKED.labels("actor", "unreadable").inc()
-        parked = ParkedRecord.of(
+        parked = parking(
             "actor", "unreadable", topic=COMMANDS_TOPIC, partition=batch.partition, offset=offset, key=key, value=raw,
             reason=reason,
         )  # fmt: skip

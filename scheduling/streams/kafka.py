@@ -115,13 +115,23 @@ async def _pause(stopping: asyncio.Event, seconds: float) -> None:
         pass
 
 
+def parking(
+    consumer: str, kind: ParkKind, *, topic: str, partition: int, offset: int, key: bytes | None,
+    value: bytes | None, reason: str,
+) -> ParkedRecord:  # fmt: skip
+    """The dead-letter record of a record `consumer` sets aside, logged and counted; the caller sends it."""
+    log.error("%s: record at %s:%s:%s parked: %s", consumer, topic, partition, offset, reason)
+    metrics.PARKED.labels(consumer, kind).inc()
+    return ParkedRecord.of(
+        consumer, kind, topic=topic, partition=partition, offset=offset, key=key, value=value, reason=reason
+    )
+
+
 async def park(
     producer: AIOKafkaProducer, consumer: str, kind: ParkKind, message: ConsumerRecord[bytes, bytes], reason: str
 ) -> None:
     """Set a record aside on the dead-letter topic; counted, and acknowledged before the consumer moves on."""
-    log.error("%s: record at %s:%s:%s parked: %s", consumer, message.topic, message.partition, message.offset, reason)
-    metrics.PARKED.labels(consumer, kind).inc()
-    parked = ParkedRecord.of(
+    parked = parking(
         consumer, kind, topic=message.topic, partition=message.partition, offset=message.offset, key=message.key,
         value=message.value, reason=reason,
     )  # fmt: skip
