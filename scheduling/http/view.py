@@ -216,9 +216,13 @@ async def preview(request: web.Request) -> web.Response:
 # --- commands ------------------------------------------------------------------------------------
 
 
-async def _body(request: web.Request) -> Any:
+async def _body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object (an empty body is an empty object), within the input limits."""
     raw = await request.read()
-    return load_json(raw) if raw else {}
+    body = load_json(raw) if raw else {}
+    if not isinstance(body, dict):
+        raise validation_error([{"field": "body", "message": "a JSON object is required"}])
+    return body
 
 
 def command_route(entry: PublicCommand) -> Handler:
@@ -227,8 +231,6 @@ def command_route(entry: PublicCommand) -> Handler:
     async def handle(request: web.Request) -> web.Response:
         _claims(request)
         body = await _body(request)
-        if not isinstance(body, dict):
-            raise validation_error([{"field": "body", "message": "a JSON object is required"}])
         if entry.path_field is not None:
             body[entry.path_field] = request.match_info["id"]
         if_match = request.headers.get("If-Match")
@@ -248,8 +250,6 @@ async def self_book(request: web.Request) -> web.Response:
     if not patient_id:
         raise DomainError(ErrorCode.PATIENT_ID_CLAIM_REQUIRED, "self-booking needs a patient token (patient_id claim)")
     body = await _body(request)
-    if not isinstance(body, dict):
-        raise validation_error([{"field": "body", "message": "a JSON object is required"}])
     body["patientId"] = patient_id
     body.pop("allowDoubleBooking", None)
     return await _send(request, "appointment.book", body, True)
