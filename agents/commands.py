@@ -119,7 +119,8 @@ class ResourceActor:
         self._send = send
         self._cursor = cursor
         self._reminders = reminders
-        self._parsed = Parsed()  # shared by this worker's partitions: keys never collide across them
+        #: per partition, started afresh whenever an actor (re)gains it: another worker may have written it since
+        self._parsed: dict[int, Parsed] = {}
         self._partition_wide: dict[str, Callable[[Batch, CommandEnvelope], Awaitable[dict[str, Any]]]] = {
             "reminder.dispatch": self._dispatch_reminders,
             "journal.expire": self._expire_journal,
@@ -129,7 +130,11 @@ class ResourceActor:
         """The Faust agent, one instance per partition (isolated partitions). No exception escapes (Faust
         would ack and skip the commands, #315/#527), and no gap is left behind."""
         self._tables.changelog.begin()  # this partition's changelog writes, awaited by this partition only
+        gained: set[int] = set()
         async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN):
+            for partition in {e.message.partition for e in events} - gained:
+                self._parsed[partition] = Parsed()
+                gained.add(partition)
             await self.receive([(e.key or b"", e.value, e.message.partition, e.message.offset) for e in events])
 
     async def receive(self, messages: Sequence[Message]) -> None:
@@ -146,7 +151,7 @@ class ResourceActor:
     async def decide(self, partition: int, messages: Sequence[Message]) -> None:
         """Decide a batch of one partition's messages, then make it durable (the four steps above)."""
         self._tables.changelog.deciding(partition)
-        batch = Batch(partition, TableState(self._tables, self._parsed))
+        batch = Batch(partition, TableState(self._tables, self._parsed.setdefault(partition, Parsed())))
         for key, raw, _, offset in messages:
             await self._decide_one(batch, key, raw, offset)
             batch.last_offset = offset
@@ -190,6 +195,7 @@ class ResourceActor:
         if prior is not None:
             if prior.delivery_id == env.delivery_id:  # the same message again: finish what it started
                 record = prior
+                batch.journal[journaled_as] = record.dump()  # again: the local store may be ahead of the changelog
                 batch.state.apply(record)
             else:  # a repeat: the first reply, nothing more
                 record = prior.repeat(env)
@@ -261,13 +267,13 @@ class ResourceActor:
         async def decide_internal(key: bytes, internal: CommandEnvelope) -> DecisionRecord:
             return await self.handle(batch, key, internal)
 
-        return await self._reminders.dispatch(env, batch.partition, decide_internal)
+        return await self._reminders.dispatch(env, batch.partition, batch.state, decide_internal)
 
     async def _expire_journal(self, batch: Batch, env: CommandEnvelope) -> dict[str, Any]:
         """Forget idempotency keys older than the configured TTL, on this partition only (its changelog)."""
         cutoff = datetime.now(UTC) - timedelta(hours=self._settings.idempotency_ttl_hours)
         journal = self._tables.journal
-        expired = expired_keys(list(journal.items()), batch.partition, self._settings.partitions, cutoff)
+        expired = expired_keys(journal.items(), batch.partition, self._settings.partitions, cutoff)
         for k in expired:
             del journal[k]
         return {"expired": len(expired)}

@@ -1,6 +1,8 @@
 """DispatchReminder: each partition's actor hands off the reminders due among the appointments it owns.
 
-The actor finds due (appointment, lead) pairs in its own partition's tables,
+The actor finds due (appointment, lead) pairs through its own partition's indexes
+(each resource's day indexes over the longest lead ahead: the cost follows the
+resources and the next day's bookings, not the length of the history),
 hands each to the ReminderDispatchPort and, once acknowledged, decides an
 internal `reminder.sent` command: the lead joins the appointment's
 `remindersSent`, so later dispatches skip it, restarts included. A crash
@@ -11,12 +13,13 @@ between the hand-off's ack and that decision hands it off again, with the same
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.commands import DispatchReminder, MarkReminderSent, parse_as
+from domain.decisions import State
 from domain.ids import token_of
 from domain.model import Appointment
 from domain.ports import PatientCachePort, ReminderDispatchPort
@@ -40,22 +43,35 @@ DecideInternal = Callable[[bytes, CommandEnvelope], Awaitable[Any]]
 
 @dataclass(frozen=True)
 class Reminders:
-    appointments: Table
+    #: which resources there are, from their schedules' ids (few; the history is in the day indexes)
+    schedules: Table
     partitions: int
     leads_minutes: tuple[int, ...]
     #: the ports, once the worker has connected them
     ports: Callable[[], Awaitable[ReminderPorts]]
 
-    async def dispatch(self, env: CommandEnvelope, partition: int, decide_internal: DecideInternal) -> dict[str, Any]:
+    def upcoming(self, state: State, partition: int, tenant: str, now: datetime) -> Iterator[Appointment]:
+        """The active appointments of `partition`'s resources that start within the longest lead from `now`."""
+        horizon = now + timedelta(minutes=max(self.leads_minutes, default=0))
+        days = [now.date() + timedelta(days=i) for i in range((horizon.date() - now.date()).days + 1)]
+        tokens = {token_of(schedule_id) for schedule_id in list(self.schedules.keys())}
+        for token in sorted(t for t in tokens if partition_of(t, self.partitions) == partition):
+            for day in days:
+                index = state.day(token, day)
+                for appointment_id, period in (index.appointments if index else {}).items():
+                    if not now < period.start <= horizon:
+                        continue
+                    appointment = state.entity("appointment", appointment_id)
+                    if isinstance(appointment, Appointment) and tenant in ("*", appointment.tenant_id):
+                        yield appointment
+
+    async def dispatch(
+        self, env: CommandEnvelope, partition: int, state: State, decide_internal: DecideInternal
+    ) -> dict[str, Any]:
         """Hand off the reminders due on `partition`; returns a summary for the decision record."""
         command = parse_as(DispatchReminder, env.body)
         now = command.now or datetime.now(UTC)
-        tenant = env.claims.tenant
-        owned = (
-            Appointment.model_validate(data)
-            for aid, data in list(self.appointments.items())
-            if partition_of(token_of(aid), self.partitions) == partition and tenant in ("*", data.get("tenantId"))
-        )
+        owned = self.upcoming(state, partition, env.claims.tenant, now)
         found = due(owned, now, self.leads_minutes)
         if not found:
             return {"sent": 0, "failed": 0}

@@ -16,7 +16,10 @@ from contextvars import ContextVar
 from typing import Any
 
 import faust
-from faust.types import FutureMessage
+from faust.types import FutureMessage, StoreT
+from yarl import URL
+
+from tables.local import OPTIONS, PartitionedStore
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,16 @@ class DurableTable(faust.Table[str, Any]):
     def partition_for_key(self, key: Any) -> int | None:
         partition = self.changelog.partition
         return partition if partition is not None else super().partition_for_key(key)
+
+    def _new_store_by_url(self, url: str | URL) -> StoreT[Any, Any]:
+        """On disk, the store that follows the partition the actor named; in memory, Faust's own."""
+        if URL(str(url)).scheme != "rocksdb":
+            return super()._new_store_by_url(url)
+        return PartitionedStore(
+            url, self.app, self, table_name=self.name, key_type=self.key_type, key_serializer=self.key_serializer,
+            value_serializer=self.value_serializer, value_type=self.value_type, loop=self.loop,
+            options=dict(OPTIONS),
+        )  # fmt: skip
 
     def send_changelog(self, *args: Any, **kwargs: Any) -> FutureMessage:
         future: FutureMessage = super().send_changelog(*args, **kwargs)

@@ -46,11 +46,14 @@ class Settings:
         default_factory=lambda: float(_env("SCHEDULING_IDEMPOTENCY_TTL_HOURS", "168") or 168)
     )
     command_timeout: float = field(default_factory=lambda: float(_env("SCHEDULING_COMMAND_TIMEOUT", "10") or 10))
-    #: JetStream duplicate window for events, in seconds: re-publishes inside it are dropped by the server.
     #: tests only: a folder where a file named after a failpoint makes the worker exit there once
     failpoints_dir: str | None = field(default_factory=lambda: _env("SCHEDULING_FAILPOINTS_DIR"))
     #: a partition with lag whose committed offset has not moved for this long is stalled (/readyz 503)
     stall_seconds: float = field(default_factory=lambda: float(_env("SCHEDULING_STALL_SECONDS", "30") or 30))
+    #: where the worker keeps its tables on disk (RocksDB), one folder per worker; unset or empty: in memory,
+    #: and a restarted worker reads its whole changelog again
+    state_dir: str | None = field(default_factory=lambda: _env("SCHEDULING_STATE_DIR"))
+    #: JetStream duplicate window for events, in seconds: re-publishes inside it are dropped by the server.
     duplicate_window: float = field(default_factory=lambda: float(_env("SCHEDULING_DUPLICATE_WINDOW", "3600") or 3600))
 
     @property

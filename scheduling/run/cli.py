@@ -102,7 +102,7 @@ def run_dev(data_dir: Path) -> int:
     kafka_url = os.environ.get("KAFKA_BROKER_URL")
     if not kafka_url:
         # the embedded broker keeps everything in memory: start the read model and streams empty to match
-        for leftover in ("pgdata", "nats"):
+        for leftover in ("pgdata", "nats", "worker"):
             shutil.rmtree(data_dir / leftover, ignore_errors=True)
     secret = os.environ.get("SCHEDULING_JWT_SECRET")
     if not secret and not os.environ.get("SCHEDULING_JWT_PUBLIC_KEY"):
@@ -126,6 +126,8 @@ def run_dev(data_dir: Path) -> int:
             "NATS_URL": services.nats,
             "DATABASE_URL": services.postgres,
             "SCHEDULING_HTTP_PORT": str(port),
+            # the worker's tables on disk: a restarted worker reads only the changelog's tail
+            "SCHEDULING_STATE_DIR": os.environ.get("SCHEDULING_STATE_DIR", str((data_dir / "worker").resolve())),
         }
         if secret:
             env["SCHEDULING_JWT_SECRET"] = secret

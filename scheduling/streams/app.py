@@ -28,11 +28,13 @@ def faust_settings(s: Settings) -> dict[str, object]:
         "topic_allow_declare": True,
         "table_standby_replicas": s.standby_replicas,
         "web_enabled": False,
-        "store": "memory://",
+        "store": "rocksdb://" if s.state_dir else "memory://",
         "producer_acks": -1,
         "broker_commit_every": 100,
         "broker_commit_interval": 1.0,
     }
+    if s.state_dir:
+        conf["datadir"] = s.state_dir
     if s.tansu:
         conf.update(
             broker_session_timeout=3,

@@ -103,7 +103,7 @@ def make_world(settings: Settings, journal: dict[str, Any] | None = None) -> Wor
     async def ports() -> ReminderPorts:
         return ReminderPorts(patients=FakePatients(), reminders=notifications)
 
-    reminders = Reminders(tables.appointments, settings.partitions, (1440, 120), ports)
+    reminders = Reminders(tables.schedules, settings.partitions, (1440, 120), ports)
     actor = ResourceActor(settings, tables, outbox, Cursor(tables.cursor, "unused:9092"), reminders)
     return World(actor, tables, outbox, notifications)
 
