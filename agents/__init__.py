@@ -20,7 +20,7 @@ def register(streams: Streams, tables: Tables, ports: Callable[[], Awaitable[Rem
         tables,
         streams.send,
         Cursor(tables.cursor, settings.kafka_bootstrap),
-        Reminders(tables.schedules, settings.partitions, settings.reminder_leads_minutes, ports),
+        Reminders(tables.schedules, settings.partitions, settings.booking_policy, ports),
     )
     # one actor per partition: partitions decide and persist independently (DESIGN decision 8)
     streams.app.agent(streams.commands, name="scheduling.resource_actor", concurrency=1, isolated_partitions=True)(

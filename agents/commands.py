@@ -34,11 +34,15 @@ from typing import Any
 from agents.cursor import Cursor
 from agents.failpoints import reached as failpoints_reached
 from agents.journal import expired_keys
+from agents.offers import OfferSweep
 from agents.reminders import Reminders
+from domain.booking_policy import CONTRACT_DEFAULTS
 from domain.commands import parse_command
 from domain.decisions import Context, Decision
 from domain.errors import DomainError, ErrorCode
 from domain.limits import MAX_RECORD_BYTES
+from domain.model import BookingPolicy
+from domain.policy import authorize_command
 from domain.usecases import decide
 from scheduling.core import metrics
 from scheduling.core.config import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, DECISIONS_TOPIC, Settings
@@ -61,9 +65,10 @@ Send = Callable[[str, bytes, bytes, "int | None"], Awaitable[None]]
 Message = tuple[bytes, "bytes | None", int, int]
 
 
-def context_of(key: bytes, env: CommandEnvelope) -> Context:
+def context_of(key: bytes, env: CommandEnvelope, policy: BookingPolicy = CONTRACT_DEFAULTS) -> Context:
     claims = env.claims
     return Context(
+        policy=policy,
         tenant=claims.tenant,
         # ids and event ids derive from this: the same key on two resources is two commands
         command_id=f"{key.decode(errors='replace')}:{env.command_id}",
@@ -119,10 +124,12 @@ class ResourceActor:
         self._send = send
         self._cursor = cursor
         self._reminders = reminders
+        self._offers = OfferSweep(tables.resources, settings.partitions)
         #: per partition, started afresh whenever an actor (re)gains it: another worker may have written it since
         self._parsed: dict[int, Parsed] = {}
         self._partition_wide: dict[str, Callable[[Batch, CommandEnvelope], Awaitable[dict[str, Any]]]] = {
             "reminder.dispatch": self._dispatch_reminders,
+            "waitlist.expire-offers": self._expire_offers,
             "journal.expire": self._expire_journal,
         }
 
@@ -186,6 +193,7 @@ class ResourceActor:
     async def handle(self, batch: Batch, key: bytes, env: CommandEnvelope) -> DecisionRecord:
         """Decide one command into the batch (or replay its recorded decision); its record joins the outbox."""
         if env.type in self._partition_wide:
+            authorize_command(env.claims.access, env.type)  # the bridge checked; the topic is not trusted
             summary = await self._partition_wide[env.type](batch, env)
             record = DecisionRecord.of(env, Decision(data=summary))
             batch.publish(key, record)
@@ -203,7 +211,7 @@ class ResourceActor:
             return record
         command = parse_command(env.type, env.body)
         started = time.perf_counter()
-        decision = decide(command, batch.state, context_of(key, env))
+        decision = decide(command, batch.state, context_of(key, env, self._settings.booking_policy))
         metrics.DECISION_SECONDS.labels(env.type).observe(time.perf_counter() - started)
         record = DecisionRecord.of(env, decision, routing_key=key.decode(errors="replace"))
         if len(record.encode()) > MAX_RECORD_BYTES:  # it could never be journaled: refused before it is
@@ -268,6 +276,12 @@ class ResourceActor:
             return await self.handle(batch, key, internal)
 
         return await self._reminders.dispatch(env, batch.partition, batch.state, decide_internal)
+
+    async def _expire_offers(self, batch: Batch, env: CommandEnvelope) -> dict[str, Any]:
+        async def decide_internal(key: bytes, internal: CommandEnvelope) -> DecisionRecord:
+            return await self.handle(batch, key, internal)
+
+        return await self._offers.sweep(env, batch.partition, batch.state, decide_internal)
 
     async def _expire_journal(self, batch: Batch, env: CommandEnvelope) -> dict[str, Any]:
         """Forget idempotency keys older than the configured TTL, on this partition only (its changelog)."""

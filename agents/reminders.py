@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from domain.booking_policy import rules_of
 from domain.commands import DispatchReminder, MarkReminderSent, parse_as
 from domain.decisions import State
 from domain.ids import token_of
-from domain.model import Appointment
+from domain.model import Appointment, BookingPolicy, Schedule, Slot
 from domain.ports import PatientCachePort, ReminderDispatchPort
 from domain.reminders import due
 from scheduling.core.routing import partition_of
@@ -46,24 +47,34 @@ class Reminders:
     #: which resources there are, from their schedules' ids (few; the history is in the day indexes)
     schedules: Table
     partitions: int
-    leads_minutes: tuple[int, ...]
+    #: the lead times of schedules that set none (`SCHEDULING_REMINDER_LEADS`) and the other defaults
+    defaults: BookingPolicy
     #: the ports, once the worker has connected them
     ports: Callable[[], Awaitable[ReminderPorts]]
 
-    def upcoming(self, state: State, partition: int, tenant: str, now: datetime) -> Iterator[Appointment]:
-        """The active appointments of `partition`'s resources that start within the longest lead from `now`."""
-        horizon = now + timedelta(minutes=max(self.leads_minutes, default=0))
+    def upcoming(
+        self, state: State, partition: int, tenant: str, now: datetime
+    ) -> Iterator[tuple[Appointment, tuple[int, ...]]]:
+        """The active appointments of `partition`'s resources starting within their schedule's longest lead,
+        each with its schedule's lead times."""
+        leads_of: dict[str, tuple[int, ...]] = {}
+        for schedule_id in list(self.schedules.keys()):
+            schedule = state.entity("schedule", schedule_id)
+            if partition_of(token_of(schedule_id), self.partitions) == partition and isinstance(schedule, Schedule):
+                leads_of[schedule_id] = rules_of(schedule.booking_policy, self.defaults).reminder_leads
+        horizon = now + timedelta(minutes=max((max(leads, default=0) for leads in leads_of.values()), default=0))
         days = [now.date() + timedelta(days=i) for i in range((horizon.date() - now.date()).days + 1)]
-        tokens = {token_of(schedule_id) for schedule_id in list(self.schedules.keys())}
-        for token in sorted(t for t in tokens if partition_of(t, self.partitions) == partition):
+        for token in sorted({token_of(schedule_id) for schedule_id in leads_of}):
             for day in days:
                 index = state.day(token, day)
                 for appointment_id, period in (index.appointments if index else {}).items():
                     if not now < period.start <= horizon:
                         continue
                     appointment = state.entity("appointment", appointment_id)
-                    if isinstance(appointment, Appointment) and tenant in ("*", appointment.tenant_id):
-                        yield appointment
+                    if not isinstance(appointment, Appointment) or tenant not in ("*", appointment.tenant_id):
+                        continue
+                    slot = state.entity("slot", appointment.slot_id)
+                    yield appointment, leads_of.get(slot.schedule_id, ()) if isinstance(slot, Slot) else ()
 
     async def dispatch(
         self, env: CommandEnvelope, partition: int, state: State, decide_internal: DecideInternal
@@ -71,8 +82,7 @@ class Reminders:
         """Hand off the reminders due on `partition`; returns a summary for the decision record."""
         command = parse_as(DispatchReminder, env.body)
         now = command.now or datetime.now(UTC)
-        owned = self.upcoming(state, partition, env.claims.tenant, now)
-        found = due(owned, now, self.leads_minutes)
+        found = due(self.upcoming(state, partition, env.claims.tenant, now), now)
         if not found:
             return {"sent": 0, "failed": 0}
         port = await self.ports()

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from domain.commands import BridgePortalAppointment, DispatchReminder, parse_command
+from domain.commands import BridgePortalAppointment, PartitionWide, parse_command
 from domain.errors import DomainError, ErrorCode, validation_error
 from domain.ids import resource_token
 from domain.limits import FORBIDDEN_IN_NAMES, load_json, text_problem
@@ -92,8 +92,8 @@ class CommandBridge:
                 raise validation_error([{"field": "Nats-Msg-Id", "message": "1 to 128 characters of text"}])
             authorize_command(claims.access, name)
             command = parse_command(name, body)
-            if isinstance(command, DispatchReminder):
-                await self._dispatch_reminders(msg, claims, command, msg_id)
+            if isinstance(command, PartitionWide):
+                await self._fan_out(msg, claims, command, msg_id)
                 return
             env = CommandEnvelope.new(
                 command_type=name, body=body, claims=claims, command_id=msg_id or command.command_id,
@@ -139,24 +139,22 @@ class CommandBridge:
             ).as_reply(),
         )
 
-    async def _dispatch_reminders(
-        self, msg: Msg, claims: Claims, command: DispatchReminder, msg_id: str | None
-    ) -> None:
-        """Fan a DispatchReminder out to every partition; reminders are sent asynchronously, as events say."""
+    async def _fan_out(self, msg: Msg, claims: Claims, command: PartitionWide, msg_id: str | None) -> None:
+        """Hand partition-wide work to every partition; its effects follow asynchronously, as events say."""
         body = {"now": command.now.isoformat()} if command.now else {}
         command_id = msg_id or command.command_id or f"auto-{uuid.uuid4().hex}"
-        fanned = fan_out(self._settings.partitions, "reminder.dispatch", claims, body, command_id, "nats")
+        fanned = fan_out(self._settings.partitions, command.NAME, claims, body, command_id, "nats")
         try:
             for partition, sub_env in fanned:
                 await asyncio.wait_for(
                     self._producer.send_and_wait(
-                        COMMANDS_TOPIC, sub_env.encode(), key=b"reminders", partition=partition
+                        COMMANDS_TOPIC, sub_env.encode(), key=command.NAME.encode(), partition=partition
                     ),
                     self._settings.command_timeout,
                 )
         except Exception as exc:
-            log.warning("reminder dispatch not handed to the stream: %r", exc)
-            error = DomainError(ErrorCode.UNAVAILABLE, "the dispatch could not be handed to the stream")
+            log.warning("%s not handed to the stream: %r", command.NAME, exc)
+            error = DomainError(ErrorCode.UNAVAILABLE, f"{command.NAME} could not be handed to the stream")
             await self._reply(msg, error.as_reply())
             return
         await self._reply(msg, {"ok": True, "data": {"partitions": len(fanned), "now": body.get("now")}})

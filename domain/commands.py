@@ -16,6 +16,7 @@ from domain.limits import safe_name, safe_text
 from domain.model import (
     Actor,
     AvailabilityPattern,
+    BookingPolicy,
     Id,
     Model,
     Participant,
@@ -91,6 +92,7 @@ class CreateSchedule(Command):
     service_type: Text
     planning_horizon: Period
     availability_pattern: AvailabilityPattern | None = None
+    booking_policy: BookingPolicy | None = None
 
     @field_validator("planning_horizon")
     @classmethod
@@ -182,9 +184,23 @@ class BridgePortalAppointment(Command):
         return self
 
 
-class DispatchReminder(Command):
-    NAME: ClassVar[str] = "reminder.dispatch"
+class PartitionWide(Command):
+    """Work every partition's actor does over what it owns: fanned out by the bridge and by the timers.
+
+    `now` lets an administrator (and a test) run it for another time than the decision's.
+    """
+
     now: UtcDatetime | None = None
+
+
+class DispatchReminder(PartitionWide):
+    NAME: ClassVar[str] = "reminder.dispatch"
+
+
+class ExpireWaitlistOffers(PartitionWide):
+    """Offers unanswered past their expiry go back to waiting, and their slots to the next match."""
+
+    NAME: ClassVar[str] = "waitlist.expire-offers"
 
 
 class MarkReminderSent(Command):
@@ -225,6 +241,35 @@ class OfferSlotToWaitlist(Command):
 
     NAME: ClassVar[str] = "waitlist.offer"
     slot: Slot
+    #: how long the offer holds, from the slot's schedule (this partition does not hold it)
+    offer_minutes: Annotated[int, Field(ge=1, le=525_600)] | None = None
+
+
+class DeclineWaitlistOffer(Command):
+    NAME: ClassVar[str] = "waitlist.decline"
+    entry_id: Id
+
+
+class CancelWaitlistEntry(Command):
+    NAME: ClassVar[str] = "waitlist.cancel"
+    entry_id: Id
+
+
+class ReofferSlot(Command):
+    """Internal: on the slot's partition, offer the slot again if it is still free (an offer ended unanswered)."""
+
+    NAME: ClassVar[str] = "waitlist.reoffer"
+    slot_id: Id
+
+
+class ExpireWaitlistOffer(Command):
+    """Internal: on the entry's partition, end its offer of `slot_id` if still unanswered past its expiry."""
+
+    NAME: ClassVar[str] = "waitlist.expire-offer"
+    entry_id: Id
+    slot_id: Id
+    #: the sweep's time (an administrator may sweep for another time than the decision's)
+    now: UtcDatetime | None = None
 
 
 COMMANDS: dict[str, type[Command]] = {
@@ -246,6 +291,11 @@ COMMANDS: dict[str, type[Command]] = {
         DispatchReminder,
         MarkReminderSent,
         OfferSlotToWaitlist,
+        DeclineWaitlistOffer,
+        CancelWaitlistEntry,
+        ReofferSlot,
+        ExpireWaitlistOffer,
+        ExpireWaitlistOffers,
         OpenScheduleSlots,
         ApplyScheduleException,
     )

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
 
+from domain.booking_policy import CONTRACT_DEFAULTS
 from domain.errors import DomainError, ErrorCode
 from domain.ids import event_id
-from domain.model import Entity
+from domain.model import BookingPolicy, Entity
 from domain.policy import ADMIN, DOUBLE_BOOK, READ, WRITE, Access
 from domain.resource import DayIndex, ResourceIndex, day_key
 
@@ -40,6 +41,8 @@ class Context:
     subject: str | None = None
     scopes: frozenset[str] = frozenset()
     patient_id: str | None = None
+    #: the service-wide booking rules, for what a schedule's own policy leaves out
+    policy: BookingPolicy = CONTRACT_DEFAULTS
 
     @property
     def access(self) -> Access:

@@ -137,6 +137,40 @@ class ScheduleException(Model):
     reason: str | None = None
 
 
+#: a year, in minutes: no notice, cut-off or window longer than that means anything
+Minutes = Annotated[int, Field(ge=0, le=525_600)]
+LeadMinutes = Annotated[int, Field(ge=1, le=525_600)]
+
+
+class CheckInWindow(Model):
+    before_minutes: Annotated[Minutes | None, Field(description="check-in opens this long before start (60)")] = None
+    after_minutes: Annotated[Minutes | None, Field(description="and closes this long after it (30)")] = None
+
+
+class BookingPolicy(Model):
+    """What a schedule sets of the booking rules; a field left out follows the service-wide default
+    (`SCHEDULING_<FIELD>`, else the value in brackets)."""
+
+    min_notice_minutes: Annotated[Minutes | None, Field(description="patients book at least this long ahead (60)")] = (
+        None
+    )
+    max_advance_days: Annotated[
+        Annotated[int, Field(ge=0, le=3660)] | None, Field(description="patients book at most this far ahead (90)")
+    ] = None
+    cancellation_cutoff_minutes: Annotated[
+        Minutes | None, Field(description="patients cannot cancel or reschedule this close to the start (0: none)")
+    ] = None
+    check_in_window: CheckInWindow | None = None
+    reminder_lead_minutes: Annotated[
+        Annotated[list[LeadMinutes], Field(max_length=10)] | None,
+        Field(description="reminders this long before the start (SCHEDULING_REMINDER_LEADS: 1440, 120)"),
+    ] = None
+    waitlist_offer_minutes: Annotated[
+        Annotated[int, Field(ge=1, le=525_600)] | None,
+        Field(description="an unanswered waitlist offer ends after this long (60)"),
+    ] = None
+
+
 class Entity(Model):
     """Anything with an id, a tenant and an optimistic-lock version."""
 
@@ -155,6 +189,8 @@ class Schedule(Entity):
     active: bool = True
     availability_pattern: AvailabilityPattern | None = None
     exceptions: list[ScheduleException] = []
+    #: what this schedule sets of the booking rules; the rest follows the service's defaults
+    booking_policy: BookingPolicy = BookingPolicy()
 
 
 class SlotStatus(StrEnum):
@@ -235,6 +271,10 @@ class WaitlistEntry(Entity):
     created_at: UtcDatetime
     appointment_id: str | None = None
     offered_slot_id: str | None = None
+    #: when an unanswered offer of `offered_slot_id` ends (the schedule's `waitlistOfferMinutes`)
+    offer_expires_at: UtcDatetime | None = None
+    #: slots this entry declined or let expire: never offered to it again (the latest MAX_DECLINED)
+    declined_slot_ids: list[str] = []
 
 
 ENTITY_TYPES: dict[str, type[Entity]] = {cls.kind: cls for cls in (Schedule, Slot, Appointment, WaitlistEntry)}

@@ -3,8 +3,8 @@
 Scopes (CONTRACT section 2): commands need `scheduling:write`, queries `scheduling:read`, reminder
 dispatch `scheduling:admin`, `allowDoubleBooking` `scheduling:double-book`; `scheduling:admin`
 implies every other scope. A token with a `patient_id` claim is a patient token whatever its scopes
-(section 9): it may book, reschedule, cancel and check in its own appointments and add itself to
-the waitlist, and read its own data, nothing else. Every refusal is `FORBIDDEN`.
+(section 9): it may book, reschedule, cancel and check in its own appointments, add itself to the
+waitlist, decline or cancel its own entries, and read its own data, nothing else. Every refusal is `FORBIDDEN`.
 """
 
 from __future__ import annotations
@@ -30,13 +30,16 @@ COMMAND_SCOPES: dict[str, str] = {
     "slot.create": WRITE,
     "waitlist.add": WRITE,
     "waitlist.fulfill": WRITE,
+    "waitlist.decline": WRITE,
+    "waitlist.cancel": WRITE,
     "reminder.dispatch": ADMIN,
+    "waitlist.expire-offers": ADMIN,
     "portal.appointment.requested": WRITE,
 }
 #: what a patient token may ask for; for its own patient only (`require_own`)
 PATIENT_COMMANDS = frozenset(
     {"appointment.book", "appointment.reschedule", "appointment.cancel", "appointment.check-in", "waitlist.add",
-     "portal.appointment.requested"}
+     "waitlist.decline", "waitlist.cancel", "portal.appointment.requested"}
 )  # fmt: skip
 #: queries with a view of other patients' data: staff only
 STAFF_QUERIES = frozenset({"calendar"})

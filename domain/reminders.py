@@ -25,11 +25,9 @@ def due_lead(appointment: Appointment, now: datetime, leads_minutes: Iterable[in
     return None if lead in appointment.reminders_sent else lead
 
 
-def due(
-    appointments: Iterable[Appointment], now: datetime, leads_minutes: Iterable[int]
-) -> list[tuple[Appointment, int]]:
-    """(appointment, lead) pairs to hand off now, soonest appointment first."""
-    leads = tuple(leads_minutes)
-    found = [(a, lead) for a in appointments if (lead := due_lead(a, now, leads)) is not None]
+def due(appointments: Iterable[tuple[Appointment, Iterable[int]]], now: datetime) -> list[tuple[Appointment, int]]:
+    """(appointment, lead) pairs to hand off now, soonest appointment first; each appointment with the lead
+    times of its schedule."""
+    found = [(a, lead) for a, leads in appointments if (lead := due_lead(a, now, leads)) is not None]
     found.sort(key=lambda pair: (pair[0].start, pair[0].id))
     return found

@@ -23,7 +23,7 @@ from faust.stores import rocksdb
 #: per partition database: small memtables and caches, so memory stays flat however long the history
 OPTIONS: dict[str, Any] = {
     "driver": "rocksdict",
-    "write_buffer_size": 4 * 1024 * 1024,
+    "write_buffer_size": 2 * 1024 * 1024,
     "max_write_buffer_number": 2,
     "block_cache_size": 8 * 1024 * 1024,
     "block_cache_compressed_size": 0,

@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from domain import commands as c
+from domain.booking_policy import check_started
 from domain.calendar import Calendar
 from domain.decisions import DOUBLE_BOOK, Session
 from domain.errors import DomainError, ErrorCode, validation_error
 from domain.ids import mint, resource_token, token_of
 from domain.model import Actor, ActorType, Appointment, Participant, Period, Schedule, Slot, SlotStatus
 from domain.status import AppointmentStatus, can_transition
-from domain.usecases.common import _check_patient, _in_exception
+from domain.usecases.common import _appointment_rules, _check_patient, _in_exception, _rules
 from domain.usecases.waitlist import _offer_to_waitlist
 
 S = AppointmentStatus
@@ -74,6 +75,7 @@ def _book_into(
     if _in_exception(session, slot):  # an exception whose later parts have not closed this slot yet
         raise DomainError(ErrorCode.SLOT_NOT_AVAILABLE, f"slot {slot.id} lies inside a schedule exception")
     schedule = session.get(Schedule, slot.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
+    _rules(session, schedule.id).check_booking(slot.start, session.ctx.now, patient=session.ctx.access.is_patient)
     token = token_of(slot.id)
     overlapping = Calendar(session, token).overlapping_appointments(slot.period)
     if overlapping and not allow_double_booking:
@@ -173,9 +175,12 @@ def reschedule(cmd: c.RescheduleAppointment, session: Session) -> dict[str, Any]
             "the new slot belongs to another resource; cancel and book instead",
             {"reason": "other-resource"},
         )
+    patient, now = session.ctx.access.is_patient, session.ctx.now
+    _appointment_rules(session, appointment).check_cancellation(appointment.start, now, patient=patient)
     new_slot = session.get(Slot, cmd.new_slot_id, ErrorCode.SLOT_NOT_FOUND)
     if new_slot.id == appointment.slot_id or new_slot.status is not SlotStatus.FREE:
         raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, f"slot {new_slot.id} is not free")
+    _rules(session, new_slot.schedule_id).check_booking(new_slot.start, now, patient=patient)
     if _in_exception(session, new_slot):
         raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, f"slot {new_slot.id} lies inside a schedule exception")
     overlapping = Calendar(session, token).overlapping_appointments(new_slot.period, excluding=appointment.id)
@@ -186,7 +191,10 @@ def reschedule(cmd: c.RescheduleAppointment, session: Session) -> dict[str, Any]
             {"appointmentIds": overlapping},
         )
     slot_status = SlotStatus.BUSY_TENTATIVE if appointment.status is S.PROPOSED else SlotStatus.BUSY
-    moved = appointment.model_copy(update={"slot_id": new_slot.id, "start": new_slot.start, "end": new_slot.end})
+    # the reminders sent were for the old time: the new time gets its own
+    moved = appointment.model_copy(
+        update={"slot_id": new_slot.id, "start": new_slot.start, "end": new_slot.end, "reminders_sent": []}
+    )
     freed = _release(session, appointment)
     _hold(session, new_slot, moved, slot_status)
     saved = session.save(moved)
@@ -226,19 +234,35 @@ def _transition(
     return saved
 
 
+#: statuses that say the patient is at the clinic: only inside the check-in window
+AT_THE_CLINIC = frozenset({S.CHECKED_IN, S.ARRIVED})
+#: statuses that say the appointment took place, or did not: only once it has started
+AFTER_THE_START = frozenset({S.FULFILLED, S.NOSHOW})
+
+
 def update_status(cmd: c.UpdateAppointmentStatus, session: Session) -> dict[str, Any]:
     appointment = _appointment_to_change(session, cmd.appointment_id, cmd.expected_version)
+    if can_transition(appointment.status, cmd.status):
+        if cmd.status in AT_THE_CLINIC:
+            _appointment_rules(session, appointment).check_in_window(appointment.start, session.ctx.now)
+        elif cmd.status in AFTER_THE_START:
+            check_started(appointment.start, session.ctx.now, cmd.status.value)
     saved = _transition(session, appointment, cmd.status, f"appointment.{cmd.status.value}")
     return saved.dump()
 
 
 def cancel(cmd: c.CancelAppointment, session: Session) -> dict[str, Any]:
     appointment = _appointment_to_change(session, cmd.appointment_id, cmd.expected_version)
+    if can_transition(appointment.status, S.CANCELLED):
+        rules = _appointment_rules(session, appointment)
+        rules.check_cancellation(appointment.start, session.ctx.now, patient=session.ctx.access.is_patient)
     saved = _transition(session, appointment, S.CANCELLED, "appointment.cancelled", cmd.reason)
     return saved.dump()
 
 
 def check_in(cmd: c.CheckInPatient, session: Session) -> dict[str, Any]:
     appointment = _appointment_to_change(session, cmd.appointment_id, cmd.expected_version)
+    if can_transition(appointment.status, S.CHECKED_IN):
+        _appointment_rules(session, appointment).check_in_window(appointment.start, session.ctx.now)
     saved = _transition(session, appointment, S.CHECKED_IN, "checkin.completed")
     return saved.dump()

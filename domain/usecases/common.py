@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from domain.booking_policy import Rules, rules_of
 from domain.decisions import Session
-from domain.model import Period, Schedule, Slot
+from domain.model import Appointment, BookingPolicy, Period, Schedule, Slot
 from domain.policy import require_own
 
 
@@ -17,3 +18,18 @@ def _in_exception(session: Session, slot: Slot) -> bool:
     return schedule is not None and any(
         Period(start=e.start, end=e.end).overlaps(slot.period) for e in schedule.exceptions
     )
+
+
+def _rules(session: Session, schedule_id: str | None) -> Rules:
+    """The booking rules of a schedule: its own policy over the service's defaults.
+
+    A schedule this partition does not hold (an entry's offer made from another partition) has the defaults.
+    """
+    schedule = session.find(Schedule, schedule_id) if schedule_id else None
+    policy = schedule.booking_policy if schedule is not None else BookingPolicy()
+    return rules_of(policy, session.ctx.policy)
+
+
+def _appointment_rules(session: Session, appointment: Appointment) -> Rules:
+    slot = session.find(Slot, appointment.slot_id)
+    return _rules(session, slot.schedule_id if slot is not None else None)

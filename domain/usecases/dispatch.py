@@ -23,9 +23,13 @@ from domain.usecases.schedules import (
 )
 from domain.usecases.waitlist import (
     add_to_waitlist,
+    cancel_entry,
     complete_waitlist_fulfilment,
+    decline_offer,
+    expire_offer,
     fulfill_waitlist,
     offer_slot,
+    reoffer_slot,
     verify_waitlist_appointment,
 )
 
@@ -63,6 +67,10 @@ HANDLERS: dict[type[c.Command], Callable[[Any, Session], dict[str, Any]]] = {
     c.CompleteWaitlistFulfilment: complete_waitlist_fulfilment,
     c.MarkReminderSent: reminder_sent,
     c.OfferSlotToWaitlist: offer_slot,
+    c.DeclineWaitlistOffer: decline_offer,
+    c.CancelWaitlistEntry: cancel_entry,
+    c.ExpireWaitlistOffer: expire_offer,
+    c.ReofferSlot: reoffer_slot,
     c.OpenScheduleSlots: open_schedule_slots,
     c.ApplyScheduleException: apply_exception,
 }

@@ -23,8 +23,16 @@ def command_token(command: c.Command, tenant: str) -> str:
             return resource_token(tenant, actor.reference)
         case c.AddToWaitlist(provider_id=provider):
             return resource_token(tenant, provider or "*")
-        case c.FulfillWaitlistEntry(entry_id=eid) | c.CompleteWaitlistFulfilment(entry_id=eid):
+        case (
+            c.FulfillWaitlistEntry(entry_id=eid)
+            | c.CompleteWaitlistFulfilment(entry_id=eid)
+            | c.DeclineWaitlistOffer(entry_id=eid)
+            | c.CancelWaitlistEntry(entry_id=eid)
+            | c.ExpireWaitlistOffer(entry_id=eid)
+        ):
             return token_of(eid)
+        case c.ReofferSlot(slot_id=sid):
+            return token_of(sid)
         case c.VerifyWaitlistAppointment(appointment_id=aid):
             return token_of(aid)
         case c.OfferSlotToWaitlist():

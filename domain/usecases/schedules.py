@@ -11,7 +11,16 @@ from domain.calendar import Calendar
 from domain.decisions import Session
 from domain.errors import ErrorCode, validation_error
 from domain.ids import mint, resource_token, token_of
-from domain.model import RESOURCE_ACTOR_TYPES, Appointment, Period, Schedule, ScheduleException, Slot, SlotStatus
+from domain.model import (
+    RESOURCE_ACTOR_TYPES,
+    Appointment,
+    BookingPolicy,
+    Period,
+    Schedule,
+    ScheduleException,
+    Slot,
+    SlotStatus,
+)
 from domain.pattern import PatternTooLarge, expand
 from domain.resource import MAX_SPAN
 from domain.usecases.common import _in_exception
@@ -37,6 +46,7 @@ def create_schedule(cmd: c.CreateSchedule, session: Session) -> dict[str, Any]:
         service_type=cmd.service_type,
         planning_horizon=cmd.planning_horizon,
         availability_pattern=cmd.availability_pattern,
+        booking_policy=cmd.booking_policy or BookingPolicy(),
     )
     periods: list[Period] = []
     if cmd.availability_pattern is not None:

@@ -44,7 +44,10 @@ CATALOG: tuple[PublicCommand, ...] = (
     PublicCommand(c.CreateSlot, "/schedules/{id}/slots", "scheduleId", created=True, reply="Slot"),
     PublicCommand(c.AddToWaitlist, "/waitlist", created=True, reply="WaitlistEntry"),
     PublicCommand(c.FulfillWaitlistEntry, "/waitlist/{id}/fulfill", "entryId", reply="WaitlistEntry"),
+    PublicCommand(c.DeclineWaitlistOffer, "/waitlist/{id}/decline", "entryId", reply="WaitlistEntry"),
+    PublicCommand(c.CancelWaitlistEntry, "/waitlist/{id}/cancel", "entryId", reply="WaitlistEntry"),
     PublicCommand(c.DispatchReminder, "/reminders/dispatch", reply="DispatchSummary"),
+    PublicCommand(c.ExpireWaitlistOffers, "/waitlist/expire-offers", reply="DispatchSummary"),
 )
 #: the names a caller may send (`scheduling.cmd.<name>`); internal commands are not among them
 PUBLIC_NAMES = frozenset(entry.name for entry in CATALOG)

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from domain.booking_policy import CONTRACT_DEFAULTS
+from domain.model import BookingPolicy
 
 COMMANDS_TOPIC = "scheduling-commands"
 #: The outbox: one decision record per command (state changes, events, reply).
@@ -23,6 +29,39 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
+#: bookingPolicy field -> its service-wide default's variable (CONTRACT section 9: SCHEDULING_<FIELD>)
+POLICY_VARIABLES = {
+    "minNoticeMinutes": "SCHEDULING_MIN_NOTICE_MINUTES",
+    "maxAdvanceDays": "SCHEDULING_MAX_ADVANCE_DAYS",
+    "cancellationCutoffMinutes": "SCHEDULING_CANCELLATION_CUTOFF_MINUTES",
+    "checkInWindow.beforeMinutes": "SCHEDULING_CHECK_IN_WINDOW_BEFORE_MINUTES",
+    "checkInWindow.afterMinutes": "SCHEDULING_CHECK_IN_WINDOW_AFTER_MINUTES",
+    "waitlistOfferMinutes": "SCHEDULING_WAITLIST_OFFER_MINUTES",
+    "reminderLeadMinutes": "SCHEDULING_REMINDER_LEADS",
+}
+
+
+def booking_policy_defaults() -> BookingPolicy:
+    """The contract's defaults, each replaced by its variable when set; a bad value stops the start-up."""
+    policy: dict[str, Any] = CONTRACT_DEFAULTS.dump()
+    for path, variable in POLICY_VARIABLES.items():
+        raw = _env(variable)
+        if raw is None:
+            continue
+        value: Any = [x.strip() for x in raw.split(",") if x.strip()] if path == "reminderLeadMinutes" else raw
+        *parents, leaf = path.split(".")
+        target = policy
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    try:
+        return BookingPolicy.model_validate(policy)
+    except ValidationError as exc:
+        paths = [".".join(str(part) for part in error["loc"] if isinstance(part, str)) for error in exc.errors()]
+        named = sorted({POLICY_VARIABLES.get(path, path) for path in paths})
+        raise SystemExit(f"invalid booking policy default in the environment: {', '.join(named)}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     kafka_url: str = field(default_factory=lambda: _env("KAFKA_BROKER_URL", "localhost:9092") or "")
@@ -36,11 +75,8 @@ class Settings:
     broker_flavour: str = field(default_factory=lambda: _env("SCHEDULING_BROKER", "tansu") or "tansu")
     standby_replicas: int = field(default_factory=lambda: int(_env("SCHEDULING_STANDBY_REPLICAS", "0") or 0))
     app_id: str = field(default_factory=lambda: _env("SCHEDULING_APP_ID", "scheduling") or "scheduling")
-    reminder_leads_minutes: tuple[int, ...] = field(
-        default_factory=lambda: tuple(
-            int(x) for x in (_env("SCHEDULING_REMINDER_LEADS", "1440,120") or "").split(",") if x.strip()
-        )
-    )
+    #: the booking rules of every schedule that does not set its own (`bookingPolicy`)
+    booking_policy: BookingPolicy = field(default_factory=booking_policy_defaults)
     #: how long a command's idempotency key is remembered (its first reply returned to a repeat)
     idempotency_ttl_hours: float = field(
         default_factory=lambda: float(_env("SCHEDULING_IDEMPOTENCY_TTL_HOURS", "168") or 168)

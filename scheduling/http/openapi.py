@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from domain import commands as c
+from domain.errors import HTTP_STATUS, ErrorCode
 from domain.model import Appointment, AvailabilityPattern, Period, Schedule, Slot, WaitlistEntry
 from scheduling.core.catalog import BY_NAME, CATALOG, PublicCommand
 
@@ -24,7 +25,11 @@ _ERROR = {
             "type": "object",
             "required": ["code", "status", "message"],
             "properties": {
-                "code": {"type": "string"},
+                "code": {
+                    "type": "string",
+                    "enum": [code.value for code in ErrorCode],
+                    "description": "; ".join(f"{code.value}: {HTTP_STATUS[code]}" for code in ErrorCode),
+                },
                 "status": {"type": "integer"},
                 "message": {"type": "string"},
                 "details": {},

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fakes import MONDAY, iso, schedule_body
+from fakes import iso, schedule_body
 
 from agents.commands import ResourceActor, journal_key
 from agents.cursor import Cursor
 from agents.reminders import ReminderPorts, Reminders
+from domain.booking_policy import CONTRACT_DEFAULTS
 from domain.ids import resource_token, token_of
 from domain.model import Appointment
 from scheduling.core.config import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, DECISIONS_TOPIC, Settings
@@ -28,6 +29,9 @@ from tables import Tables
 TENANT = "t1"
 CLAIMS = Claims(tenant=TENANT, sub="tester", scope="scheduling:read scheduling:write")
 ADMIN = Claims(tenant="*", sub="timer", scope="scheduling:admin")
+
+#: the actor decides with the real clock: its slots lie two weeks ahead of it
+MONDAY = (datetime.now(UTC) + timedelta(days=14)).replace(hour=9, minute=0, second=0, microsecond=0)
 
 
 @dataclass
@@ -103,13 +107,13 @@ def make_world(settings: Settings, journal: dict[str, Any] | None = None) -> Wor
     async def ports() -> ReminderPorts:
         return ReminderPorts(patients=FakePatients(), reminders=notifications)
 
-    reminders = Reminders(tables.schedules, settings.partitions, (1440, 120), ports)
+    reminders = Reminders(tables.schedules, settings.partitions, CONTRACT_DEFAULTS, ports)
     actor = ResourceActor(settings, tables, outbox, Cursor(tables.cursor, "unused:9092"), reminders)
     return World(actor, tables, outbox, notifications)
 
 
 async def _schedule_with_slot(world: World) -> tuple[str, str]:
-    created = await world.command("schedule.create", schedule_body())
+    created = await world.command("schedule.create", schedule_body(start=MONDAY))
     schedule_id = created.reply["data"]["id"]
     body = {"scheduleId": schedule_id, "start": iso(MONDAY), "end": iso(MONDAY + timedelta(minutes=30))}
     slot = await world.command("slot.create", body, key=token_of(schedule_id))
@@ -196,7 +200,7 @@ async def test_follow_ups_go_to_their_resources_partitions(world: World) -> None
 
 async def test_a_failed_send_is_retried_until_the_broker_takes_it(world: World) -> None:
     world.outbox.failures = 2
-    record = await world.command("schedule.create", schedule_body())
+    record = await world.command("schedule.create", schedule_body(start=MONDAY))
     assert record.outcome == "ok" and len(world.outbox.records()) == 1
 
 
@@ -217,7 +221,7 @@ async def test_reminders_are_handed_off_and_recorded_once(world: World) -> None:
 @pytest.mark.parametrize(("ttl_hours", "left"), [(-1.0, 0), (1.0, 1)])
 async def test_journal_expiry_forgets_the_keys_older_than_the_ttl(ttl_hours: float, left: int) -> None:
     world = make_world(replace(Settings(), idempotency_ttl_hours=ttl_hours))
-    await world.command("schedule.create", schedule_body())
+    await world.command("schedule.create", schedule_body(start=MONDAY))
     assert len(world.tables.journal) == 1
     partition = partition_of(resource_token(TENANT, "Practitioner/p1"), Settings().partitions)
     env = CommandEnvelope(delivery_id="x", type="journal.expire", body={}, claims=ADMIN, command_id="x")
@@ -261,3 +265,29 @@ async def test_no_entity_of_a_batch_reaches_the_tables_before_its_journal_entrie
     record = await world.command("appointment.book", {"slotId": slot_id, "patientId": "p"}, key=token_of(slot_id))
     assert record.outcome == "ok"
     assert seen_when_journaled == ["free"] and world.tables.slots[slot_id]["status"] == "busy"
+
+
+async def test_the_offer_sweep_ends_unanswered_offers_and_passes_the_slot_on(world: World) -> None:
+    _, slot_id = await _schedule_with_slot(world)
+    token = token_of(slot_id)
+    wanted = {"providerId": "Practitioner/p1", "serviceType": "consultation",
+              "requestedPeriod": {"start": iso(MONDAY), "end": iso(MONDAY.replace(hour=23))}}  # fmt: skip
+    first = await world.command("waitlist.add", {"patientId": "a", "priority": 5, **wanted}, key=token)
+    second = await world.command("waitlist.add", {"patientId": "b", **wanted}, key=token)
+    booked = await world.command("appointment.book", {"slotId": slot_id, "patientId": "p"}, key=token)
+    await world.command("appointment.cancel", {"appointmentId": booked.reply["data"]["id"]}, key=token)
+    first_id, second_id = first.reply["data"]["id"], second.reply["data"]["id"]
+    assert world.tables.waitlist[first_id]["status"] == "offered"
+
+    partition = partition_of(token, Settings().partitions)
+    later = {"now": (MONDAY - timedelta(hours=1)).isoformat()}  # past the offer's 60 minutes
+    for claims, delivery in ((CLAIMS, "staff-sweep"), (ADMIN, "sweep")):
+        env = CommandEnvelope(delivery_id=delivery, type="waitlist.expire-offers", body=later, claims=claims,
+                              command_id=delivery)  # fmt: skip
+        await world.actor.decide(partition, [(b"waitlist.expire-offers", env.encode(), partition, world.offset)])
+        world.offset += 1
+    refused, swept = (r for r in world.outbox.records() if r.type == "waitlist.expire-offers")
+    assert refused.outcome == "FORBIDDEN" and swept.reply["data"] == {"expired": 1}
+    assert world.tables.waitlist[first_id]["status"] == "waiting"
+    assert world.tables.waitlist[first_id]["declinedSlotIds"] == [slot_id]
+    assert world.tables.waitlist[second_id]["status"] == "offered"

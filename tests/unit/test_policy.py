@@ -33,7 +33,10 @@ COMMANDS: dict[str, dict[str, str]] = {
     "slot.create":            {"staff": ALLOWED, "admin": ALLOWED},
     "waitlist.add":           {"staff": ALLOWED, "patient": ALLOWED, "admin": ALLOWED},
     "waitlist.fulfill":       {"staff": ALLOWED, "admin": ALLOWED},
+    "waitlist.decline":       {"staff": ALLOWED, "patient": ALLOWED, "admin": ALLOWED},
+    "waitlist.cancel":        {"staff": ALLOWED, "patient": ALLOWED, "admin": ALLOWED},
     "reminder.dispatch":      {"admin": ALLOWED},
+    "waitlist.expire-offers": {"admin": ALLOWED},
     "portal.appointment.requested": {"staff": ALLOWED, "patient": ALLOWED, "admin": ALLOWED},
 }  # fmt: skip
 QUERIES: dict[str, dict[str, str]] = {

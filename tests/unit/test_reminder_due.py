@@ -54,5 +54,5 @@ def test_only_booked_future_appointments_get_reminders() -> None:
 def test_due_lists_soonest_first() -> None:
     later = _appointment(id="ap-2", start=START + timedelta(minutes=30))
     sooner = _appointment(id="ap-1")
-    found = due([later, sooner], START - timedelta(hours=1), LEADS)
+    found = due([(later, LEADS), (sooner, LEADS)], START - timedelta(hours=1))
     assert [(a.id, lead) for a, lead in found] == [("ap-1", 120), ("ap-2", 120)]

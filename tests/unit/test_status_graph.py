@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fakes import InMemoryState, at, book, cmd, create_schedule, create_slot, ok
+from fakes import InMemoryState, at, book, cmd, create_schedule, create_slot, make_context, ok
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain.decisions import Context
 from domain.errors import ErrorCode
 from domain.model import Appointment, Slot
 from domain.status import ACTIVE, FINAL, TRANSITIONS, AppointmentStatus, can_transition
@@ -89,6 +90,12 @@ def _fresh(proposed: bool) -> tuple[InMemoryState, str, str]:
     return state, appointment["id"], slot
 
 
+def during() -> Context:
+    """Ten minutes into the 09:00 appointment: inside its check-in window and after its start, so the
+    time rules allow every edge of the graph (they have tests of their own)."""
+    return make_context(now=at(9, 10))
+
+
 #: A path from the initial status to every status reachable through UpdateAppointmentStatus.
 PATHS: dict[str, tuple[bool, list[str]]] = {
     "proposed": (True, []),
@@ -109,11 +116,11 @@ def test_update_status_accepts_exactly_the_graphs_edges(src: str, dst: str) -> N
     proposed, path = PATHS[src]
     state, appointment_id, _ = _fresh(proposed)
     for status in path:
-        ok(state.run(cmd("appointment.status", appointmentId=appointment_id, status=status)))
+        ok(state.run(cmd("appointment.status", appointmentId=appointment_id, status=status), during()))
     before = state.get(Appointment, appointment_id)
     assert before.status.value == src
 
-    decision = state.run(cmd("appointment.status", appointmentId=appointment_id, status=dst))
+    decision = state.run(cmd("appointment.status", appointmentId=appointment_id, status=dst), during())
     if dst in CONTRACT_EDGES.get(src, set()):
         data = ok(decision)
         assert data["status"] == dst
@@ -152,7 +159,7 @@ def test_random_status_updates_follow_the_graph(proposed: bool, steps: list[tupl
             body["expectedVersion"] = before.version
         elif version_mode == "stale":
             body["expectedVersion"] = before.version + 1
-        decision = state.run(cmd("appointment.status", **body))
+        decision = state.run(cmd("appointment.status", **body), during())
         after = state.get(Appointment, appointment_id)
 
         assert after.status.value in CONTRACT_STATUSES - {"waitlist"}

@@ -33,7 +33,7 @@ from fakes import (
 )
 
 from domain import commands as c
-from domain.decisions import ADMIN, DOUBLE_BOOK, READ, WRITE, Decision
+from domain.decisions import ADMIN, DOUBLE_BOOK, READ, WRITE, Context, Decision
 from domain.errors import DomainError, ErrorCode
 from domain.ids import mint, resource_token, token_of
 from domain.model import ID_PATTERN, Appointment, Schedule, ScheduleException, Slot, WaitlistEntry
@@ -72,7 +72,15 @@ class World:
         return ok(self.state.run(command))
 
     def status(self, appointment_id: str, status: str, **extra: Any) -> Any:
-        return self.state.run(cmd("appointment.status", appointmentId=appointment_id, status=status, **extra))
+        body = {"appointmentId": appointment_id, "status": status, **extra}
+        return self.state.run(cmd("appointment.status", **body), self.during(appointment_id))
+
+    def during(self, appointment_id: str) -> Context:
+        """Ten minutes into the appointment: its check-in window is open and it has started."""
+        found = self.state.entities.get(("appointment", appointment_id))
+        return (
+            make_context(now=found.start + timedelta(minutes=10)) if isinstance(found, Appointment) else make_context()
+        )
 
     def waitlist(self, ctx_now_offset: timedelta = timedelta(0), **body: Any) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -115,6 +123,10 @@ def test_handlers_are_the_use_cases_decided_by_an_actor() -> None:
         c.CompleteWaitlistFulfilment,
         c.MarkReminderSent,
         c.OfferSlotToWaitlist,
+        c.DeclineWaitlistOffer,
+        c.CancelWaitlistEntry,
+        c.ExpireWaitlistOffer,
+        c.ReofferSlot,
         c.OpenScheduleSlots,
         c.ApplyScheduleException,
     }
@@ -804,10 +816,11 @@ def test_reschedule_offers_the_freed_slot(world: World) -> None:
     assert decision.events[1].data["offeredSlotId"] == world.slots[0]
 
 
-def test_noshow_offers_the_freed_slot(world: World) -> None:
+def test_noshow_frees_the_slot_but_a_started_slot_is_offered_to_nobody(world: World) -> None:
     appointment = world.book(0)
     world.waitlist()
-    assert event_types(world.status(appointment["id"], "noshow")) == ["appointment.noshow", "waitlist.slot-available"]
+    assert event_types(world.status(appointment["id"], "noshow")) == ["appointment.noshow"]
+    assert world.slot(0).status.value == "free"
 
 
 # --- CheckInPatient ----------------------------------------------------------------------------
@@ -815,7 +828,8 @@ def test_noshow_offers_the_freed_slot(world: World) -> None:
 
 def test_check_in(world: World) -> None:
     appointment = world.book(0)
-    decision = world.state.run(cmd("appointment.check-in", appointmentId=appointment["id"], expectedVersion=1))
+    command = cmd("appointment.check-in", appointmentId=appointment["id"], expectedVersion=1)
+    decision = world.state.run(command, world.during(appointment["id"]))
     data = ok(decision)
     assert data["status"] == "checked-in"
     assert data["version"] == 2
@@ -827,11 +841,13 @@ def test_check_in(world: World) -> None:
 
 def test_check_in_twice_or_before_confirmation(world: World) -> None:
     appointment = world.book(0)
-    ok(world.state.run(cmd("appointment.check-in", appointmentId=appointment["id"])))
-    again = world.state.run(cmd("appointment.check-in", appointmentId=appointment["id"]))
+    ok(world.state.run(cmd("appointment.check-in", appointmentId=appointment["id"]), world.during(appointment["id"])))
+    again = world.state.run(
+        cmd("appointment.check-in", appointmentId=appointment["id"]), world.during(appointment["id"])
+    )
     assert_refused(again, ErrorCode.INVALID_STATUS_TRANSITION, 409)
     proposed = world.propose(1, request="req-x")
-    early = world.state.run(cmd("appointment.check-in", appointmentId=proposed["id"]))
+    early = world.state.run(cmd("appointment.check-in", appointmentId=proposed["id"]), world.during(proposed["id"]))
     assert_refused(early, ErrorCode.INVALID_STATUS_TRANSITION, 409)
 
 
@@ -1141,7 +1157,9 @@ def test_write_scope_is_required(world: World, name: str) -> None:
     error = assert_refused(decision, ErrorCode.FORBIDDEN, 403)
     assert "scheduling:write" in error["message"]
     assert world.state.entities == before
-    assert ok(world.state.run(command, make_context(scopes=(ADMIN,))))
+    # checking in and arriving need the appointment's check-in window (slot 3 starts at 10:30)
+    now = at(10, 35) if name in ("status", "check-in") else NOW
+    assert ok(world.state.run(command, make_context(scopes=(ADMIN,), now=now)))
 
 
 # --- commands ------------------------------------------------------------------------------------
