@@ -24,7 +24,7 @@ from domain.decisions import State
 from domain.ids import token_of
 from domain.model import Appointment, BookingPolicy, Schedule, Slot
 from domain.ports import PatientCachePort, ReminderDispatchPort
-from domain.reminders import due
+from domain.reminders import due, reminder_key
 from scheduling.core.routing import partition_of
 from scheduling.core.wire import Claims, CommandEnvelope
 from tables import Table
@@ -100,11 +100,11 @@ class Reminders:
             await decide_internal(
                 token_of(appointment.id).encode(),
                 CommandEnvelope(
-                    delivery_id=f"reminder:{appointment.id}:{lead}",
+                    delivery_id=f"reminder:{reminder_key(appointment, lead)}",
                     type=MarkReminderSent.NAME,
                     body={"appointmentId": appointment.id, "leadMinutes": lead},
                     claims=Claims(tenant=appointment.tenant_id, sub="scheduling-reminders"),
-                    command_id=f"reminder:{appointment.id}:{lead}",
+                    command_id=f"reminder:{reminder_key(appointment, lead)}",
                     source="reminders",
                 ),
             )

@@ -10,6 +10,7 @@ from typing import Any
 from nats.js import JetStreamContext
 
 from domain.model import Appointment
+from domain.reminders import reminder_key
 from scheduling.core.config import REMINDER_SUBJECT
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,10 @@ class ReminderDispatch:
             "locationId": appointment.location_id,
             "leadMinutes": lead_minutes,
         }
-        headers = {"Nats-Msg-Id": f"reminder-{appointment.id}-{lead_minutes}", "Content-Type": "application/json"}
+        headers = {
+            "Nats-Msg-Id": f"reminder-{reminder_key(appointment, lead_minutes)}",
+            "Content-Type": "application/json",
+        }
         for attempt, pause in enumerate((0.0, *self.BACKOFF)):
             if pause:
                 await asyncio.sleep(pause)  # backoff between attempts, not synchronisation

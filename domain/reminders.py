@@ -25,6 +25,12 @@ def due_lead(appointment: Appointment, now: datetime, leads_minutes: Iterable[in
     return None if lead in appointment.reminders_sent else lead
 
 
+def reminder_key(appointment: Appointment, lead_minutes: int) -> str:
+    """One reminder: of this appointment, at this start time, this lead. A reschedule makes new keys, so the
+    new time's reminders are not taken for repeats of the old time's (hand-off ids, idempotency keys)."""
+    return f"{appointment.id}-{appointment.start:%Y%m%dT%H%M%SZ}-{lead_minutes}"
+
+
 def due(appointments: Iterable[tuple[Appointment, Iterable[int]]], now: datetime) -> list[tuple[Appointment, int]]:
     """(appointment, lead) pairs to hand off now, soonest appointment first; each appointment with the lead
     times of its schedule."""

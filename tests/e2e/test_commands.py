@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conftest import unique
@@ -22,12 +22,43 @@ HORIZON = {"start": "2027-03-01T00:00:00Z", "end": "2027-03-06T00:00:00Z"}
 SERVICE = "general-practice"
 LOCATION = "clinic-north"
 EVENTS = "scheduling.events"
+#: March 2027 lies months ahead: check-in there needs a window opened that early (CONTRACT section 9)
+EARLY_CHECK_IN = {"checkInWindow": {"beforeMinutes": 525_600}}
 #: Ids minted by the service (CONTRACT section 1).
 ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 def at(day: int, hhmm: str) -> str:
     return f"2027-03-{day:02d}T{hhmm}:00Z"
+
+
+def from_now(seconds: float, minutes: int = 30) -> tuple[str, str]:
+    """A slot starting `seconds` from now (the time rules are decided with the worker's clock)."""
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=seconds)
+    return start.isoformat(), (start + timedelta(minutes=minutes)).isoformat()
+
+
+def around_now() -> dict[str, str]:
+    today = datetime.now(UTC).replace(microsecond=0)
+    return {"start": (today - timedelta(days=1)).isoformat(), "end": (today + timedelta(days=2)).isoformat()}
+
+
+async def once_started(client: Client, name: str, body: dict[str, Any], prefix: str) -> tuple[dict[str, Any], str]:
+    """`noshow` and `fulfilled` need the start: send the command until the clock has passed it.
+
+    Each attempt has a key of its own (a repeated key would get the first refusal); returns the reply data
+    and the key of the attempt that was decided."""
+
+    async def decided() -> tuple[dict[str, Any], str] | None:
+        key = unique(prefix)
+        reply = await client.command(name, body, headers=key_header(key))
+        started = reply["ok"] or reply["error"].get("details", {}).get("reason") != "not-started"
+        return (reply, key) if started else None
+
+    reply, key = await eventually(decided, within=20, interval=0.5)
+    assert reply["ok"], reply
+    data: dict[str, Any] = reply["data"]
+    return data, key
 
 
 def same_time(a: str, b: str) -> bool:
@@ -256,16 +287,17 @@ async def test_reschedule_appointment(service: Any) -> None:
 
 async def test_update_appointment_status(service: Any) -> None:
     async with Client(service) as client:
-        schedule = await make_schedule(client)
-        slot = await make_slot(client, schedule["id"], at(4, "09:00"), at(4, "09:30"))
-        other_slot = await make_slot(client, schedule["id"], at(4, "10:00"), at(4, "10:30"))
+        # about to start: `arrived` is inside its check-in window, `fulfilled` waits for the start
+        schedule = await make_schedule(client, planningHorizon=around_now())
+        slot = await make_slot(client, schedule["id"], *from_now(2))
+        other_schedule = await make_schedule(client, planningHorizon=around_now())
+        other_slot = await make_slot(client, other_schedule["id"], *from_now(2))
         booked = await book(client, slot["id"])
+        absent = await book(client, other_slot["id"], "pat-absent")
 
         for version, status in ((2, "arrived"), (3, "fulfilled")):
-            key = unique(status)
-            data = await client.ok(
-                "appointment.status", {"appointmentId": booked["id"], "status": status}, headers=key_header(key)
-            )
+            body = {"appointmentId": booked["id"], "status": status}
+            data, key = await once_started(client, "appointment.status", body, status)
             assert data["status"] == status and data["version"] == version
             event = await expect_event(
                 client, key, f"appointment.{status}", f"appointments/{booked['id']}", version=version
@@ -294,16 +326,14 @@ async def test_update_appointment_status(service: Any) -> None:
         ]
 
         # noshow is final and gives the slot back
-        absent = await book(client, other_slot["id"], "pat-absent")
-        key = unique("noshow")
-        await client.ok(
-            "appointment.status", {"appointmentId": absent["id"], "status": "noshow"}, headers=key_header(key)
+        _, key = await once_started(
+            client, "appointment.status", {"appointmentId": absent["id"], "status": "noshow"}, "noshow"
         )
         await expect_event(client, key, "appointment.noshow", f"appointments/{absent['id']}", version=2)
-        assert (await slots_of(client, schedule["id"]))[other_slot["id"]]["status"] == "free"
+        assert (await slots_of(client, other_schedule["id"]))[other_slot["id"]]["status"] == "free"
         reply = await client.command("appointment.status", {"appointmentId": absent["id"], "status": "arrived"})
         refused(reply, "INVALID_STATUS_TRANSITION", 409)
-        after = await marker(client, schedule["id"], at(4, "16:00"), at(4, "16:30"))
+        after = await marker(client, schedule["id"], *from_now(3600))
         assert await caused_by(client, invalid_key, before=after) == []
 
 
@@ -368,7 +398,7 @@ async def test_cancel_frees_the_slot_and_tells_the_best_waiting_entry(service: A
 
 async def test_check_in_patient(service: Any) -> None:
     async with Client(service) as client:
-        schedule = await make_schedule(client)
+        schedule = await make_schedule(client, bookingPolicy=EARLY_CHECK_IN)
         slot = await make_slot(client, schedule["id"], at(5, "09:00"), at(5, "09:30"))
         booked = await book(client, slot["id"], "pat-arriving")
         key = unique("checkin")
@@ -652,7 +682,7 @@ async def test_portal_event_causation_is_the_request_id(service: Any) -> None:
 
 async def test_expected_version_is_an_optimistic_lock(service: Any) -> None:
     async with Client(service) as client:
-        schedule = await make_schedule(client)
+        schedule = await make_schedule(client, bookingPolicy=EARLY_CHECK_IN)
         slot = await make_slot(client, schedule["id"], at(5, "13:00"), at(5, "13:30"))
         other = await make_slot(client, schedule["id"], at(5, "14:00"), at(5, "14:30"))
         booked = await book(client, slot["id"])
@@ -717,6 +747,8 @@ async def test_commands_over_http(service: Any) -> None:
                 "locationId": LOCATION,
                 "serviceType": SERVICE,
                 "planningHorizon": HORIZON,
+                # patients book (self-book below) up to ten years ahead; check-in opens a year before
+                "bookingPolicy": {"maxAdvanceDays": 3660, **EARLY_CHECK_IN},
             },
         )
         assert status == 201 and body["ok"] is True and set(body) == {"ok", "data"}, body
