@@ -35,3 +35,20 @@ def test_internal_commands_are_not_public() -> None:
     assert {"schedule.open-slots", "waitlist.offer", "reminder.sent", "waitlist.verify-appointment"} <= internal
     operations = {op["operationId"] for p in document()["paths"].values() for op in p.values() if "operationId" in op}
     assert not internal & operations
+
+
+def test_the_document_shows_the_clinic_rules() -> None:
+    """Issue 11: the new routes, the booking policy on schedules and the new error codes."""
+    doc = document()
+    for path in ("/waitlist/{id}/decline", "/waitlist/{id}/cancel", "/waitlist/expire-offers"):
+        assert "post" in doc["paths"][path]
+    schemas = doc["components"]["schemas"]
+    policy = schemas["BookingPolicy"]["properties"]
+    assert {"minNoticeMinutes", "maxAdvanceDays", "cancellationCutoffMinutes", "checkInWindow",
+            "reminderLeadMinutes", "waitlistOfferMinutes"} <= set(policy)  # fmt: skip
+    assert "bookingPolicy" in schemas["Schedule"]["properties"]
+    assert "bookingPolicy" in schemas["CreateSchedule"]["properties"]
+    assert {"offerExpiresAt", "declinedSlotIds"} <= set(schemas["WaitlistEntry"]["properties"])
+    codes = schemas["Error"]["properties"]["error"]["properties"]["code"]
+    assert {"OUTSIDE_BOOKING_WINDOW", "CANCELLATION_CUTOFF", "OUTSIDE_CHECK_IN_WINDOW"} <= set(codes["enum"])
+    assert "OUTSIDE_CHECK_IN_WINDOW: 409" in codes["description"]
