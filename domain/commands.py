@@ -17,6 +17,7 @@ from domain.model import (
     Actor,
     AvailabilityPattern,
     BookingPolicy,
+    ExceptionKind,
     Id,
     Model,
     Participant,
@@ -108,11 +109,69 @@ class AddScheduleException(Command):
     start: UtcDatetime
     end: UtcDatetime
     reason: Annotated[str, Field(max_length=500), AfterValidator(safe_text)] | None = None
+    kind: ExceptionKind = ExceptionKind.UNAVAILABLE
 
     @field_validator("end")
     @classmethod
     def _ordered(cls, end: datetime | None, info: ValidationInfo) -> datetime | None:
         return _end_after_start(end, info)
+
+
+class UpdateSchedule(Command):
+    """Change a schedule from now on; held appointments are never touched (listed as conflicts)."""
+
+    NAME: ClassVar[str] = "schedule.update"
+    schedule_id: Id
+    planning_horizon: Period | None = None
+    availability_pattern: AvailabilityPattern | None = None
+    #: the new pattern applies from here (default: now); earlier slots stay as they are
+    pattern_effective_from: UtcDatetime | None = None
+    service_type: Text | None = None
+    location_id: Text | None = None
+    active: bool | None = None
+    booking_policy: BookingPolicy | None = None
+    expected_version: Version | None = None
+
+    @field_validator("planning_horizon")
+    @classmethod
+    def _bounded(cls, horizon: Period | None) -> Period | None:
+        if horizon is not None and horizon.end - horizon.start > MAX_HORIZON:
+            raise ValueError("a planning horizon spans at most 731 days")
+        return horizon
+
+
+class DeactivateSchedule(Command):
+    NAME: ClassVar[str] = "schedule.deactivate"
+    schedule_id: Id
+    expected_version: Version | None = None
+
+
+class RemoveScheduleException(Command):
+    NAME: ClassVar[str] = "schedule.remove-exception"
+    schedule_id: Id
+    exception_id: Id
+
+
+class VoidSlot(Command):
+    NAME: ClassVar[str] = "slot.void"
+    slot_id: Id
+    reason: Annotated[str, Field(max_length=500), AfterValidator(safe_text)] | None = None
+
+
+class ReconcileSchedule(Command):
+    """Internal: bring the slots of a schedule's window in line with its definition, a part at a time.
+
+    Used by every change of a schedule (update, deactivation, exceptions added or removed): within
+    [start, end) from `resume_at`, slots that should be open and are closed open again, free slots that
+    should not be open close, missing pattern or override slots open, held ones are listed in `reply`.
+    """
+
+    NAME: ClassVar[str] = "schedule.reconcile"
+    schedule_id: Id
+    start: UtcDatetime
+    end: UtcDatetime
+    resume_at: UtcDatetime | None = None
+    reply: dict[str, Any]
 
 
 class CreateSlot(Command):
@@ -225,17 +284,6 @@ class OpenScheduleSlots(Command):
     reply: dict[str, Any]
 
 
-class ApplyScheduleException(Command):
-    """Internal: close the next part of the slots inside a schedule exception, from `resume_at` on."""
-
-    NAME: ClassVar[str] = "schedule.apply-exception"
-    schedule_id: Id
-    start: UtcDatetime
-    end: UtcDatetime
-    resume_at: UtcDatetime
-    reply: dict[str, Any]
-
-
 class OfferSlotToWaitlist(Command):
     """Internal: a slot of some provider became free; offer it to waiting entries for any provider."""
 
@@ -297,7 +345,11 @@ COMMANDS: dict[str, type[Command]] = {
         ExpireWaitlistOffer,
         ExpireWaitlistOffers,
         OpenScheduleSlots,
-        ApplyScheduleException,
+        UpdateSchedule,
+        DeactivateSchedule,
+        RemoveScheduleException,
+        VoidSlot,
+        ReconcileSchedule,
     )
 }
 

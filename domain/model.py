@@ -131,10 +131,24 @@ class AvailabilityPattern(Model):
         return self
 
 
+class ExceptionKind(StrEnum):
+    #: the schedule is closed in the window (a holiday): its free slots there close
+    UNAVAILABLE = "unavailable"
+    #: extra opening hours (a Saturday clinic): slots open in the window
+    AVAILABLE = "available"
+
+
 class ScheduleException(Model):
+    #: set on every exception added since exceptions can be removed (RemoveScheduleException)
+    id: str | None = None
+    kind: ExceptionKind = ExceptionKind.UNAVAILABLE
     start: UtcDatetime
     end: UtcDatetime
     reason: str | None = None
+
+    @property
+    def period(self) -> Period:
+        return Period(start=self.start, end=self.end)
 
 
 #: a year, in minutes: no notice, cut-off or window longer than that means anything
@@ -188,6 +202,8 @@ class Schedule(Entity):
     planning_horizon: Period
     active: bool = True
     availability_pattern: AvailabilityPattern | None = None
+    #: the pattern applies from here on (UpdateSchedule); slots before it came from an earlier pattern
+    pattern_effective_from: UtcDatetime | None = None
     exceptions: list[ScheduleException] = []
     #: what this schedule sets of the booking rules; the rest follows the service's defaults
     booking_policy: BookingPolicy = BookingPolicy()
@@ -208,6 +224,8 @@ class Slot(Entity):
     end: UtcDatetime
     status: SlotStatus = SlotStatus.FREE
     overbooked: bool = False
+    #: what opened it: "pattern", "available:<exception id>", or nothing for a slot created by hand
+    origin: str | None = None
     #: Denormalized from the schedule so the read model can search by provider and location.
     provider_id: str | None = None
     location_id: str | None = None

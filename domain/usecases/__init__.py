@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from domain.usecases.dispatch import HANDLERS, decide
 from domain.usecases.routing import command_token
-from domain.usecases.schedules import MAX_EXCEPTIONS, SLOTS_PER_DECISION
+from domain.usecases.schedules import MAX_EXCEPTIONS
+from domain.usecases.upkeep import SLOTS_PER_DECISION
 
 __all__ = ["HANDLERS", "MAX_EXCEPTIONS", "SLOTS_PER_DECISION", "command_token", "decide"]

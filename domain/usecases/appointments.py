@@ -13,7 +13,7 @@ from domain.errors import DomainError, ErrorCode, validation_error
 from domain.ids import mint, resource_token, token_of
 from domain.model import Actor, ActorType, Appointment, Participant, Period, Schedule, Slot, SlotStatus
 from domain.status import AppointmentStatus, can_transition
-from domain.usecases.common import _appointment_rules, _check_patient, _in_exception, _rules
+from domain.usecases.common import _appointment_rules, _check_patient, _closed, _rules
 from domain.usecases.waitlist import _offer_to_waitlist
 
 S = AppointmentStatus
@@ -51,7 +51,7 @@ def _release(session: Session, appointment: Appointment) -> Slot | None:
     slot = session.find(Slot, appointment.slot_id)
     if not Calendar(session, token_of(appointment.id)).release(slot, appointment) or slot is None:
         return None
-    status = SlotStatus.BUSY_UNAVAILABLE if _in_exception(session, slot) else SlotStatus.FREE
+    status = SlotStatus.BUSY_UNAVAILABLE if _closed(session, slot) else SlotStatus.FREE
     saved = session.save(slot.model_copy(update={"status": status}))
     return saved if status is SlotStatus.FREE else None
 
@@ -72,8 +72,8 @@ def _book_into(
     slot = session.get(Slot, slot_id, ErrorCode.SLOT_NOT_FOUND)
     if slot.status is not SlotStatus.FREE:
         raise DomainError(ErrorCode.SLOT_NOT_AVAILABLE, f"slot {slot.id} is {slot.status.value}")
-    if _in_exception(session, slot):  # an exception whose later parts have not closed this slot yet
-        raise DomainError(ErrorCode.SLOT_NOT_AVAILABLE, f"slot {slot.id} lies inside a schedule exception")
+    if _closed(session, slot):  # closed by the schedule, though the upkeep's later parts may not have closed it yet
+        raise DomainError(ErrorCode.SLOT_NOT_AVAILABLE, f"slot {slot.id} is closed (schedule inactive or exception)")
     schedule = session.get(Schedule, slot.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
     _rules(session, schedule.id).check_booking(slot.start, session.ctx.now, patient=session.ctx.access.is_patient)
     token = token_of(slot.id)
@@ -181,8 +181,8 @@ def reschedule(cmd: c.RescheduleAppointment, session: Session) -> dict[str, Any]
     if new_slot.id == appointment.slot_id or new_slot.status is not SlotStatus.FREE:
         raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, f"slot {new_slot.id} is not free")
     _rules(session, new_slot.schedule_id).check_booking(new_slot.start, now, patient=patient)
-    if _in_exception(session, new_slot):
-        raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, f"slot {new_slot.id} lies inside a schedule exception")
+    if _closed(session, new_slot):
+        raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, f"slot {new_slot.id} is closed (schedule or exception)")
     overlapping = Calendar(session, token).overlapping_appointments(new_slot.period, excluding=appointment.id)
     if overlapping:
         raise DomainError(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from domain.booking_policy import Rules, rules_of
 from domain.decisions import Session
-from domain.model import Appointment, BookingPolicy, Period, Schedule, Slot
+from domain.model import Appointment, BookingPolicy, Schedule, Slot
 from domain.policy import require_own
+from domain.usecases.upkeep import closed
 
 
 def _check_patient(session: Session, patient_id: str) -> None:
@@ -13,11 +14,10 @@ def _check_patient(session: Session, patient_id: str) -> None:
     require_own(session.ctx.access, patient_id)
 
 
-def _in_exception(session: Session, slot: Slot) -> bool:
-    schedule = session.find(Schedule, slot.schedule_id)
-    return schedule is not None and any(
-        Period(start=e.start, end=e.end).overlaps(slot.period) for e in schedule.exceptions
-    )
+def _closed(session: Session, slot: Slot) -> bool:
+    """The slot's schedule takes no bookings at its time (inactive, outside its horizon or inside an
+    exception), even if the upkeep's later parts have not closed the slot yet."""
+    return closed(session.find(Schedule, slot.schedule_id), slot)
 
 
 def _rules(session: Session, schedule_id: str | None) -> Rules:

@@ -16,11 +16,15 @@ from domain.usecases.appointments import book, cancel, check_in, portal_request,
 from domain.usecases.reminders import reminder_sent
 from domain.usecases.schedules import (
     add_exception,
-    apply_exception,
     create_schedule,
     create_slot,
+    deactivate_schedule,
     open_schedule_slots,
+    remove_exception,
+    update_schedule,
+    void_slot,
 )
+from domain.usecases.upkeep import reconcile_part
 from domain.usecases.waitlist import (
     add_to_waitlist,
     cancel_entry,
@@ -72,5 +76,9 @@ HANDLERS: dict[type[c.Command], Callable[[Any, Session], dict[str, Any]]] = {
     c.ExpireWaitlistOffer: expire_offer,
     c.ReofferSlot: reoffer_slot,
     c.OpenScheduleSlots: open_schedule_slots,
-    c.ApplyScheduleException: apply_exception,
+    c.UpdateSchedule: update_schedule,
+    c.DeactivateSchedule: deactivate_schedule,
+    c.RemoveScheduleException: remove_exception,
+    c.VoidSlot: void_slot,
+    c.ReconcileSchedule: reconcile_part,
 }

@@ -37,7 +37,14 @@ def command_token(command: c.Command, tenant: str) -> str:
             return token_of(aid)
         case c.OfferSlotToWaitlist():
             return resource_token(tenant, "*")
-        case c.OpenScheduleSlots(schedule_id=sid) | c.ApplyScheduleException(schedule_id=sid):
+        case (
+            c.OpenScheduleSlots(schedule_id=sid)
+            | c.ReconcileSchedule(schedule_id=sid)
+            | c.UpdateSchedule(schedule_id=sid)
+            | c.DeactivateSchedule(schedule_id=sid)
+            | c.RemoveScheduleException(schedule_id=sid)
+            | c.VoidSlot(slot_id=sid)
+        ):
             return token_of(sid)
         case c.BridgePortalAppointment(slot_id=sid, provider_id=provider):
             return token_of(sid) if sid else resource_token(tenant, provider or "*")

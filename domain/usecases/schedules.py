@@ -1,20 +1,23 @@
-"""Use cases of schedules and their slots: publishing a schedule, opening its slots, adding a slot and closing slots
-for an exception. Long patterns and wide exceptions are worked through in parts, one small decision each."""
+"""Use cases of schedules and their slots: publishing a schedule and opening its pattern's slots, adding a slot,
+changing a schedule (update, deactivation, exceptions added or removed) and voiding a slot.
+
+Every change of a schedule is followed by its upkeep (`domain/usecases/upkeep.py`): the slots of the changed
+window are brought in line with the new definition, in parts; held appointments are never touched.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from domain import commands as c
 from domain.calendar import Calendar
 from domain.decisions import Session
-from domain.errors import ErrorCode, validation_error
+from domain.errors import DomainError, ErrorCode, validation_error
 from domain.ids import mint, resource_token, token_of
 from domain.model import (
     RESOURCE_ACTOR_TYPES,
-    Appointment,
     BookingPolicy,
+    Entity,
     Period,
     Schedule,
     ScheduleException,
@@ -23,7 +26,7 @@ from domain.model import (
 )
 from domain.pattern import PatternTooLarge, expand
 from domain.resource import MAX_SPAN
-from domain.usecases.common import _in_exception
+from domain.usecases.upkeep import PATTERN, SLOTS_PER_DECISION, closed, new_slot, reconcile
 
 
 def create_schedule(cmd: c.CreateSchedule, session: Session) -> dict[str, Any]:
@@ -61,17 +64,16 @@ def create_schedule(cmd: c.CreateSchedule, session: Session) -> dict[str, Any]:
 
 
 #: Slots opened by one decision; a longer pattern is opened in parts, each its own small decision.
-SLOTS_PER_DECISION = 250
 
 
 def _open_slots(session: Session, schedule: Schedule, periods: list[Period], reply: dict[str, Any]) -> dict[str, Any]:
     """Open up to SLOTS_PER_DECISION slots; the rest by a follow-up on the same partition, which answers."""
     calendar = Calendar(session, token_of(schedule.id))
     for period in periods[:SLOTS_PER_DECISION]:
-        slot = _new_slot(schedule, period, overbooked=False)
+        slot = new_slot(schedule, period, origin=PATTERN)
         if session.exists("slot", slot.id):  # a part decided again after a redelivery
             continue
-        if _in_exception(session, slot):
+        if closed(schedule, slot):
             slot = slot.model_copy(update={"status": SlotStatus.BUSY_UNAVAILABLE})
         saved = session.save(slot)
         calendar.add_slot(saved)
@@ -90,26 +92,6 @@ def open_schedule_slots(cmd: c.OpenScheduleSlots, session: Session) -> dict[str,
         return cmd.reply
     within = Period(start=cmd.start, end=schedule.planning_horizon.end)
     return _open_slots(session, schedule, expand(schedule.availability_pattern, within), cmd.reply)
-
-
-def _new_slot(schedule: Schedule, period: Period, *, overbooked: bool) -> Slot:
-    return Slot(
-        id=mint(
-            "sl",
-            token_of(schedule.id),
-            schedule.id,
-            period.start.isoformat(),
-            period.end.isoformat(),
-        ),
-        tenant_id=schedule.tenant_id,
-        schedule_id=schedule.id,
-        start=period.start,
-        end=period.end,
-        overbooked=overbooked,
-        provider_id=schedule.actor.reference,
-        location_id=schedule.location_id,
-        service_type=schedule.service_type,
-    )
 
 
 def create_slot(cmd: c.CreateSlot, session: Session) -> dict[str, Any]:
@@ -141,8 +123,8 @@ def create_slot(cmd: c.CreateSlot, session: Session) -> dict[str, Any]:
                 }
             ]
         )
-    slot = _new_slot(schedule, period, overbooked=cmd.overbooked)
-    if _in_exception(session, slot):
+    slot = new_slot(schedule, period, overbooked=cmd.overbooked)
+    if closed(schedule, slot):
         slot = slot.model_copy(update={"status": SlotStatus.BUSY_UNAVAILABLE})
     saved = session.save(slot)
     calendar.add_slot(saved)
@@ -152,6 +134,22 @@ def create_slot(cmd: c.CreateSlot, session: Session) -> dict[str, Any]:
 
 #: exceptions one schedule may hold: each is carried in every record of the schedule
 MAX_EXCEPTIONS = 500
+
+
+def _check_version(entity: Entity, expected: int | None) -> None:
+    if expected is not None and expected != entity.version:
+        raise DomainError(
+            ErrorCode.OPTIMISTIC_LOCK_CONFLICT,
+            f"expected version {expected}, current version is {entity.version}",
+            {"expectedVersion": expected, "currentVersion": entity.version},
+        )
+
+
+def _changed(session: Session, schedule: Schedule, window: Period) -> dict[str, Any]:
+    """Save the changed schedule, tell event consumers, and bring the window's slots in line (in parts)."""
+    saved = session.save(schedule)
+    session.emit("schedule.updated", saved)
+    return reconcile(session, saved, window, None, {**saved.dump(), "conflicts": []})
 
 
 def add_exception(cmd: c.AddScheduleException, session: Session) -> dict[str, Any]:
@@ -164,52 +162,74 @@ def add_exception(cmd: c.AddScheduleException, session: Session) -> dict[str, An
         raise validation_error(
             [{"field": "scheduleId", "message": f"a schedule holds at most {MAX_EXCEPTIONS} exceptions"}]
         )
-    exception = ScheduleException(start=cmd.start, end=cmd.end, reason=cmd.reason)
+    exception = ScheduleException(
+        id=mint("ex", token_of(schedule.id), schedule.id, session.ctx.command_id),
+        kind=cmd.kind,
+        start=cmd.start,
+        end=cmd.end,
+        reason=cmd.reason,
+    )
     saved = session.save(schedule.model_copy(update={"exceptions": [*schedule.exceptions, exception]}))
-    period = Period(start=cmd.start, end=cmd.end)
-    return _close_slots(session, saved, period, None, {**saved.dump(), "conflicts": []})
+    reply = {**saved.dump(), "conflicts": [], "exceptionId": exception.id, "exception": exception.dump()}
+    return reconcile(session, saved, exception.period, None, reply)
 
 
-def _conflict(appointment: Appointment) -> dict[str, Any]:
-    """What staff need to act on a booking inside an exception; small, as thousands may be listed."""
-    keep = ("id", "status", "slotId", "start", "end", "patientId", "version")
-    data = appointment.dump()
-    return {k: data[k] for k in keep}
-
-
-def apply_exception(cmd: c.ApplyScheduleException, session: Session) -> dict[str, Any]:
+def remove_exception(cmd: c.RemoveScheduleException, session: Session) -> dict[str, Any]:
+    """The exception goes; the slots it closed open again unless another exception still closes them, and the
+    slots it opened (an `available` one) close unless held."""
     schedule = session.get(Schedule, cmd.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
-    return _close_slots(session, schedule, Period(start=cmd.start, end=cmd.end), cmd.resume_at, cmd.reply)
+    removed = next((e for e in schedule.exceptions if e.id == cmd.exception_id), None)
+    if removed is None:
+        raise validation_error([{"field": "exceptionId", "message": "the schedule has no exception with this id"}])
+    kept = [e for e in schedule.exceptions if e.id != cmd.exception_id]
+    return _changed(session, schedule.model_copy(update={"exceptions": kept}), removed.period)
 
 
-def _close_slots(
-    session: Session, schedule: Schedule, period: Period, resume_at: datetime | None, reply: dict[str, Any]
-) -> dict[str, Any]:
-    """Free slots inside the exception become busy-unavailable; held ones are listed, never cancelled.
+def update_schedule(cmd: c.UpdateSchedule, session: Session) -> dict[str, Any]:
+    schedule = session.get(Schedule, cmd.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
+    _check_version(schedule, cmd.expected_version)
+    fields = cmd.model_dump(exclude_unset=True, exclude={"schedule_id", "expected_version", "pattern_effective_from"})
+    update: dict[str, Any] = {name: getattr(cmd, name) for name in fields}
+    if cmd.availability_pattern is not None:
+        update["pattern_effective_from"] = cmd.pattern_effective_from or session.ctx.now
+    elif cmd.pattern_effective_from is not None:
+        raise validation_error([{"field": "patternEffectiveFrom", "message": "only with a new availabilityPattern"}])
+    changed = schedule.model_copy(update=update)
+    old, new = schedule.planning_horizon, changed.planning_horizon
+    window = Period(start=min(old.start, new.start), end=max(old.end, new.end))
+    if set(update) <= {"booking_policy"}:
+        window = Period(start=window.start, end=window.start)  # nothing about slots changed
+    elif set(update) <= {"availability_pattern", "pattern_effective_from", "booking_policy"}:
+        since = max(update["pattern_effective_from"], new.start)
+        window = Period(start=min(since, new.end), end=new.end)
+    if changed.availability_pattern is not None and window.end > window.start:
+        try:
+            expand(changed.availability_pattern, window)
+        except PatternTooLarge as exc:
+            raise validation_error([{"field": "availabilityPattern", "message": str(exc)}]) from None
+    return _changed(session, changed, window)
 
-    At most SLOTS_PER_DECISION slots per decision; a follow-up (answering the caller) does the rest.
-    """
-    calendar = Calendar(session, token_of(schedule.id))
-    conflicts = list(reply["conflicts"])
-    inside = [
-        (sid, ref) for sid, ref in calendar.slots(period, schedule.id) if resume_at is None or ref.start >= resume_at
-    ]
-    for sid, _ in inside[:SLOTS_PER_DECISION]:
-        slot = session.find(Slot, sid)
-        if slot is None:
-            continue
-        if slot.status is SlotStatus.FREE:
-            session.save(slot.model_copy(update={"status": SlotStatus.BUSY_UNAVAILABLE}))
-        elif (holder := calendar.holder(slot)) and (appointment := session.find(Appointment, holder)):
-            conflicts.append(_conflict(appointment))
-    reply = {**reply, "conflicts": conflicts}
-    if len(inside) > SLOTS_PER_DECISION:
-        body = {
-            "scheduleId": schedule.id,
-            "start": period.start.isoformat(),
-            "end": period.end.isoformat(),
-            "resumeAt": inside[SLOTS_PER_DECISION][1].start.isoformat(),
-            "reply": reply,
-        }
-        session.follow_up(token_of(schedule.id), c.ApplyScheduleException.NAME, body, carries_reply=True)
-    return reply
+
+def deactivate_schedule(cmd: c.DeactivateSchedule, session: Session) -> dict[str, Any]:
+    """Nothing new can be booked on it: its free slots close; held appointments are listed, never cancelled."""
+    schedule = session.get(Schedule, cmd.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
+    _check_version(schedule, cmd.expected_version)
+    return _changed(session, schedule.model_copy(update={"active": False}), schedule.planning_horizon)
+
+
+def void_slot(cmd: c.VoidSlot, session: Session) -> dict[str, Any]:
+    """A slot made by mistake becomes `entered-in-error`; a held one is refused with its appointments."""
+    slot = session.get(Slot, cmd.slot_id, ErrorCode.SLOT_NOT_FOUND)
+    if slot.status is SlotStatus.ENTERED_IN_ERROR:
+        raise DomainError(
+            ErrorCode.INVALID_STATUS_TRANSITION, f"slot {slot.id} is already void", {"from": slot.status.value}
+        )
+    holder = Calendar(session, token_of(slot.id)).holder(slot)
+    if holder is not None:
+        raise DomainError(
+            ErrorCode.SLOT_NOT_AVAILABLE, f"slot {slot.id} is held; cancel or move its appointments first",
+            {"appointmentIds": [holder]},
+        )  # fmt: skip
+    saved = session.save(slot.model_copy(update={"status": SlotStatus.ENTERED_IN_ERROR}))
+    session.emit("slot.updated", saved, {"reason": cmd.reason} if cmd.reason else None)
+    return saved.dump()

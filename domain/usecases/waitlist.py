@@ -18,7 +18,7 @@ from domain.errors import DomainError, ErrorCode, validation_error
 from domain.ids import mint, resource_token, token_of
 from domain.model import Appointment, Slot, SlotStatus, WaitlistEntry, WaitlistStatus
 from domain.resource import ResourceIndex
-from domain.usecases.common import _check_patient, _in_exception, _rules
+from domain.usecases.common import _check_patient, _closed, _rules
 
 #: how many declined slots an entry remembers (the latest): a bound on its size, far above any real use
 MAX_DECLINED = 200
@@ -186,7 +186,7 @@ def _reoffer(session: Session, slot_id: str, here: str) -> None:
 def reoffer_slot(cmd: c.ReofferSlot, session: Session) -> dict[str, Any]:
     """Internal, on the slot's partition: still free, still ahead and not inside an exception? Then offer it."""
     slot = session.find(Slot, cmd.slot_id)
-    if slot is None or slot.status is not SlotStatus.FREE or _in_exception(session, slot):
+    if slot is None or slot.status is not SlotStatus.FREE or _closed(session, slot):
         return {"slotId": cmd.slot_id, "offered": False}
     _offer_to_waitlist(session, slot)
     return {"slotId": cmd.slot_id, "offered": True}

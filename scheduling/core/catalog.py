@@ -16,13 +16,14 @@ from scheduling.core.config import COMMAND_SUBJECT_PREFIX
 @dataclass(frozen=True)
 class PublicCommand:
     command: type[c.Command]
-    #: the HTTP route (POST); `{id}` in it fills `path_field` of the body
+    #: the HTTP route; `{id}` in it fills `path_field` of the body, any other `{name}` the body's `name`
     path: str
     path_field: str | None = None
     #: 201 Created instead of 200 on success
     created: bool = False
     #: the OpenAPI component describing the reply's `data`
     reply: str = "Appointment"
+    method: str = "POST"
 
     @property
     def name(self) -> str:
@@ -41,7 +42,17 @@ CATALOG: tuple[PublicCommand, ...] = (
     PublicCommand(c.CheckInPatient, "/appointments/{id}/check-in", "appointmentId"),
     PublicCommand(c.CreateSchedule, "/schedules", created=True, reply="ScheduleCreated"),
     PublicCommand(c.AddScheduleException, "/schedules/{id}/exceptions", "scheduleId", reply="ScheduleWithConflicts"),
+    PublicCommand(c.UpdateSchedule, "/schedules/{id}", "scheduleId", reply="ScheduleWithConflicts", method="PATCH"),
+    PublicCommand(c.DeactivateSchedule, "/schedules/{id}/deactivate", "scheduleId", reply="ScheduleWithConflicts"),
+    PublicCommand(
+        c.RemoveScheduleException,
+        "/schedules/{id}/exceptions/{exceptionId}",
+        "scheduleId",
+        reply="ScheduleWithConflicts",
+        method="DELETE",
+    ),  # fmt: skip
     PublicCommand(c.CreateSlot, "/schedules/{id}/slots", "scheduleId", created=True, reply="Slot"),
+    PublicCommand(c.VoidSlot, "/slots/{id}/void", "slotId", reply="Slot"),
     PublicCommand(c.AddToWaitlist, "/waitlist", created=True, reply="WaitlistEntry"),
     PublicCommand(c.FulfillWaitlistEntry, "/waitlist/{id}/fulfill", "entryId", reply="WaitlistEntry"),
     PublicCommand(c.DeclineWaitlistOffer, "/waitlist/{id}/decline", "entryId", reply="WaitlistEntry"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
@@ -128,8 +129,7 @@ def _command(entry: PublicCommand) -> dict[str, Any]:
         "parameters": [_param("Idempotency-Key", "header"), _param("If-Match", "header")],
         "responses": _responses("201" if entry.created else "200", _ok(_ref(entry.reply)), COMMAND_ERRORS),
     }
-    if entry.path_field is not None:
-        op["parameters"].append(_param("id", "path"))
+    op["parameters"] += [_param(name, "path") for name in re.findall(r"\{(\w+)\}", entry.path)]
     return op
 
 
@@ -260,7 +260,7 @@ def document() -> dict[str, Any]:
         "/openapi.json": {"get": {"security": [], "responses": {"200": {"description": "this document"}}}},
     }
     for entry in CATALOG:
-        paths.setdefault(entry.path, {})["post"] = _command(entry)
+        paths.setdefault(entry.path, {})[entry.method.lower()] = _command(entry)
     self_book = {**_command(BY_NAME[c.BookAppointment.NAME]), "operationId": "appointment.self-book"}
     self_book["description"] = "a patient token books for its own patient (`patientId` comes from the token)"
     paths["/appointments/self-book"] = {"post": self_book}

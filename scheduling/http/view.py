@@ -231,8 +231,8 @@ def command_route(entry: PublicCommand) -> Handler:
     async def handle(request: web.Request) -> web.Response:
         _claims(request)
         body = await _body(request)
-        if entry.path_field is not None:
-            body[entry.path_field] = request.match_info["id"]
+        for name, value in request.match_info.items():
+            body[entry.path_field if name == "id" and entry.path_field else name] = value
         if_match = request.headers.get("If-Match")
         if if_match is not None:
             try:
@@ -327,7 +327,7 @@ def build(
     r.add_post("/availability/preview", preview)
     r.add_post("/appointments/self-book", self_book)
     for entry in CATALOG:
-        r.add_post(entry.path, command_route(entry))
+        r.add_route(entry.method, entry.path, command_route(entry))
     r.add_get("/openapi.json", openapi)
     r.add_get("/healthz", healthz)
     r.add_get("/readyz", readyz)

@@ -22,8 +22,8 @@ def _routes() -> set[tuple[str, str]]:
 def test_every_public_command_has_one_route_one_subject_and_one_operation() -> None:
     routes, paths = _routes(), document()["paths"]
     for entry in CATALOG:
-        assert ("POST", entry.path) in routes
-        operation = paths[entry.path]["post"]
+        assert (entry.method, entry.path) in routes
+        operation = paths[entry.path][entry.method.lower()]
         assert operation["operationId"] == entry.name and entry.subject in operation["description"]
         schema = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         assert schema.endswith("/" + entry.command.__name__)

@@ -128,7 +128,11 @@ def test_handlers_are_the_use_cases_decided_by_an_actor() -> None:
         c.ExpireWaitlistOffer,
         c.ReofferSlot,
         c.OpenScheduleSlots,
-        c.ApplyScheduleException,
+        c.UpdateSchedule,
+        c.DeactivateSchedule,
+        c.RemoveScheduleException,
+        c.VoidSlot,
+        c.ReconcileSchedule,
     }
 
 
@@ -884,14 +888,16 @@ def test_exception_blocks_free_slots_and_lists_booked_ones(world: World) -> None
     data = ok(decision)
     assert data["version"] == 2
     assert data["exceptions"] == [
-        {"start": "2026-03-02T09:15:00Z", "end": "2026-03-02T10:30:00Z", "reason": "training"}
-    ]
+        {"id": data["exceptionId"], "kind": "unavailable", "start": "2026-03-02T09:15:00Z",
+         "end": "2026-03-02T10:30:00Z", "reason": "training"}
+    ]  # fmt: skip
+    assert data["exception"] == data["exceptions"][0]
     assert [a["id"] for a in data["conflicts"]] == [booked["id"], proposed["id"]]
     full = world.appointment(booked["id"]).dump()
     assert data["conflicts"][0] == {
         k: full[k] for k in ("id", "status", "slotId", "start", "end", "patientId", "version")
     }
-    assert decision.events == []
+    assert [(e.type, e.data["id"]) for e in decision.events] == [("slot.updated", world.slots[0])]
     assert (world.slot(0).status.value, world.slot(0).version) == ("busy-unavailable", 2)
     assert world.slot(1).status.value == "busy"  # never silently cancelled
     assert world.slot(2).status.value == "busy-tentative"
