@@ -196,13 +196,15 @@ def update_schedule(cmd: c.UpdateSchedule, session: Session) -> dict[str, Any]:
         raise validation_error([{"field": "patternEffectiveFrom", "message": "only with a new availabilityPattern"}])
     changed = schedule.model_copy(update=update)
     old, new = schedule.planning_horizon, changed.planning_horizon
-    window = Period(start=min(old.start, new.start), end=max(old.end, new.end))
-    if set(update) <= {"booking_policy"}:
-        window = Period(start=window.start, end=window.start)  # nothing about slots changed
-    elif set(update) <= {"availability_pattern", "pattern_effective_from", "booking_policy"}:
-        since = max(update["pattern_effective_from"], new.start)
-        window = Period(start=min(since, new.end), end=new.end)
-    if changed.availability_pattern is not None and window.end > window.start:
+    start, end = min(old.start, new.start), max(old.end, new.end)
+    if set(update) <= {"availability_pattern", "pattern_effective_from", "booking_policy"}:
+        start = max(update.get("pattern_effective_from", end), new.start)  # only the new pattern's days change
+    if start >= end:  # nothing about slots changed
+        saved = session.save(changed)
+        session.emit("schedule.updated", saved)
+        return {**saved.dump(), "conflicts": []}
+    window = Period(start=start, end=end)
+    if changed.availability_pattern is not None:
         try:
             expand(changed.availability_pattern, window)
         except PatternTooLarge as exc:
