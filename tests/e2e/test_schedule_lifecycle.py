@@ -1,0 +1,121 @@
+"""A schedule a clinic runs for months (issue 12, CONTRACT section 9), end to end over NATS and HTTP:
+extended, given a holiday that is then removed, a Saturday clinic, a voided slot, deactivated and reactivated;
+each with its events and what the queries show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import unique
+from support.client import Client, eventually
+
+START = "2027-05-03T00:00:00Z"  # a Monday
+PATTERN = {"windows": [{"daysOfWeek": ["mon", "tue", "wed", "thu", "fri"], "startTime": "09:00", "endTime": "11:00"}],
+           "slotMinutes": 60, "timezone": "UTC"}  # fmt: skip
+
+
+async def slots(client: Client, schedule_id: str, status: str | None = None) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    params = {"limit": "500", **({"status": status} if status else {})}
+    while True:
+        code, body, _ = await client.get(f"/schedules/{schedule_id}/slots", **params)
+        assert code == 200, body
+        found |= {s["id"]: s for s in body["data"]}
+        if not body.get("nextCursor"):
+            return found
+        params["cursor"] = body["nextCursor"]
+
+
+async def request(client: Client, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
+    assert client.http is not None
+    async with client.http.request(method, path, json=body, headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def test_a_clinic_runs_its_schedule_for_months(service: Any) -> None:
+    async with Client(service) as client:
+        auth = service.auth()
+        body = {"actor": {"reference": unique("Practitioner/months"), "type": "Practitioner"}, "locationId": "loc",
+                "serviceType": "gp", "availabilityPattern": PATTERN,
+                "planningHorizon": {"start": START, "end": "2027-06-02T00:00:00Z"}}  # 30 days  # fmt: skip
+        schedule = await client.ok("schedule.create", body)
+        sid = schedule["id"]
+        assert len(await slots(client, sid)) == 22 * 2
+
+        # extended to 60 days over HTTP: the pattern's new slots open
+        status, reply = await request(
+            client,
+            "PATCH",
+            f"/schedules/{sid}",
+            {"planningHorizon": {"start": START, "end": "2027-07-02T00:00:00Z"}},
+            auth,
+        )
+        assert status == 200 and reply["data"]["conflicts"] == [] and reply["data"]["version"] == 2, reply
+        assert len(await slots(client, sid)) == 44 * 2
+        await client.events(
+            "scheduling.events.schedule.updated",
+            lambda es: any(e["data"]["id"] == sid and e["data"]["version"] == 2 for e in es),
+        )
+
+        # a holiday (Monday 31 May) with one booking in it, then removed
+        booked_slot = next(s for s in (await slots(client, sid)).values() if s["start"].startswith("2027-05-31T09"))
+        booked = await client.ok("appointment.book", {"slotId": booked_slot["id"], "patientId": unique("pat")})
+        holiday = await client.ok(
+            "schedule.add-exception",
+            {"scheduleId": sid, "start": "2027-05-31T00:00:00Z", "end": "2027-06-01T00:00:00Z", "reason": "holiday"},
+        )
+        assert [c["id"] for c in holiday["conflicts"]] == [booked["id"]] and holiday["exceptionId"]
+        day = {k: v for k, v in (await slots(client, sid)).items() if v["start"].startswith("2027-05-31")}
+        assert sorted(s["status"] for s in day.values()) == ["busy", "busy-unavailable"]
+        status, reply = await request(client, "DELETE", f"/schedules/{sid}/exceptions/{holiday['exceptionId']}",
+                                      None, auth)  # fmt: skip
+        assert status == 200 and reply["data"]["exceptions"] == [], reply
+        day = {k: v for k, v in (await slots(client, sid)).items() if v["start"].startswith("2027-05-31")}
+        assert sorted(s["status"] for s in day.values()) == ["busy", "free"]
+        reopened = next(k for k, v in day.items() if v["status"] == "free")
+        await client.events(
+            "scheduling.events.slot.updated", lambda es: sum(e["data"]["id"] == reopened for e in es) >= 2
+        )  # closed, then reopened
+
+        # a Saturday clinic: an `available` exception opens slots
+        saturday = await client.ok("schedule.add-exception", {"scheduleId": sid, "kind": "available",
+                                                              "start": "2027-06-05T09:00:00Z",
+                                                              "end": "2027-06-05T12:00:00Z"})  # fmt: skip
+        assert saturday["exception"]["kind"] == "available"
+        opened = [s for s in (await slots(client, sid, "free")).values() if s["start"].startswith("2027-06-05")]
+        assert len(opened) == 3
+
+        # one slot voided over HTTP; a held one cannot be
+        status, reply = await request(client, "POST", f"/slots/{opened[0]['id']}/void", {"reason": "mistake"}, auth)
+        assert status == 200 and reply["data"]["status"] == "entered-in-error", reply
+        status, reply = await request(client, "POST", f"/slots/{booked_slot['id']}/void", {}, auth)
+        assert status == 409 and reply["error"]["details"]["appointmentIds"] == [booked["id"]], reply
+
+        # deactivated over NATS: nothing can be booked, the held appointment stays
+        deactivated = await client.ok("schedule.deactivate", {"scheduleId": sid})
+        assert deactivated["active"] is False and [c["id"] for c in deactivated["conflicts"]] == [booked["id"]]
+        assert {s["status"] for s in (await slots(client, sid)).values()} == {"busy", "busy-unavailable",
+                                                                                "entered-in-error"}  # fmt: skip
+        refused = await client.command("appointment.book", {"slotId": opened[1]["id"], "patientId": unique("pat")})
+        assert refused["error"]["code"] == "SLOT_NOT_AVAILABLE", refused
+        code, view, _ = await client.get(f"/schedules/{sid}")
+        assert code == 200 and view["data"]["active"] is False
+        code, appointment, _ = await client.get(f"/appointments/{booked['id']}")
+        assert appointment["data"]["status"] == "booked"
+
+        # reactivated: the free slots come back
+        await client.ok("schedule.update", {"scheduleId": sid, "active": True})
+
+        async def reopened_all() -> bool:
+            return len(await slots(client, sid, "free")) == 44 * 2 - 1 + 2  # less the booked one, plus Saturday's two
+
+        await eventually(reopened_all)
+
+
+async def test_a_patient_token_cannot_change_a_schedule(service: Any) -> None:
+    async with Client(service) as client:
+        reply = await client.command("schedule.update", {"scheduleId": "sc-x", "active": False}, patient_id="p")
+        assert reply["error"]["code"] == "FORBIDDEN"
+        status, body = await request(client, "PATCH", "/schedules/sc-x", {"active": False},
+                                     service.auth(patient_id="p"))  # fmt: skip
+        assert status == 403 and body["error"]["code"] == "FORBIDDEN"
