@@ -23,6 +23,8 @@ CONTRACT_DEFAULTS = BookingPolicy(
     check_in_window=CheckInWindow(before_minutes=60, after_minutes=30),
     reminder_lead_minutes=[1440, 120],
     waitlist_offer_minutes=60,
+    buffer_before_minutes=0,
+    buffer_after_minutes=0,
 )
 
 
@@ -37,6 +39,10 @@ class Rules:
     check_in_after: timedelta
     reminder_leads: tuple[int, ...]
     waitlist_offer: timedelta
+    buffer_before: timedelta
+    buffer_after: timedelta
+    #: active appointments per resource and local day; None: no limit
+    max_per_day: int | None
 
     def check_booking(self, start: datetime, now: datetime, *, patient: bool) -> None:
         """May a slot starting at `start` be booked (or rescheduled into) now?"""
@@ -105,4 +111,7 @@ def rules_of(policy: BookingPolicy, defaults: BookingPolicy) -> Rules:
         check_in_after=timedelta(minutes=pick(window.after_minutes, default_window.after_minutes)),
         reminder_leads=tuple(sorted(set(leads or ()), reverse=True)),
         waitlist_offer=timedelta(minutes=pick(policy.waitlist_offer_minutes, defaults.waitlist_offer_minutes)),
+        buffer_before=timedelta(minutes=pick(policy.buffer_before_minutes, defaults.buffer_before_minutes)),
+        buffer_after=timedelta(minutes=pick(policy.buffer_after_minutes, defaults.buffer_after_minutes)),
+        max_per_day=policy.max_per_day if policy.max_per_day is not None else defaults.max_per_day,
     )

@@ -37,6 +37,15 @@ class Calendar:
             if aid != excluding and p.overlaps(period)
         )
 
+    def starting(self, period: Period, *, excluding: str | None = None) -> list[str]:
+        """Active appointments that start inside `period`."""
+        return sorted(
+            aid
+            for day in days_touching(period)
+            for aid, p in self._session.day(self._token, day).appointments.items()
+            if aid != excluding and period.start <= p.start < period.end
+        )
+
     def holder(self, slot: Slot) -> str | None:
         return self._bucket(slot).holders.get(slot.id)
 

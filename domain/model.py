@@ -183,6 +183,16 @@ class BookingPolicy(Model):
         Annotated[int, Field(ge=1, le=525_600)] | None,
         Field(description="an unanswered waitlist offer ends after this long (60)"),
     ] = None
+    buffer_before_minutes: Annotated[
+        Minutes | None, Field(description="no other appointment of the resource this long before one (0)")
+    ] = None
+    buffer_after_minutes: Annotated[
+        Minutes | None, Field(description="no other appointment of the resource this long after one (0)")
+    ] = None
+    max_per_day: Annotated[
+        Annotated[int, Field(ge=1, le=10_000)] | None,
+        Field(description="active appointments per resource and local day of the schedule (none)"),
+    ] = None
 
 
 class Entity(Model):

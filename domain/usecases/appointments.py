@@ -3,7 +3,9 @@ and check-in. Each holds or gives back its slot and the resource's time in the s
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from domain import commands as c
 from domain.booking_policy import check_started
@@ -77,13 +79,7 @@ def _book_into(
     schedule = session.get(Schedule, slot.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
     _rules(session, schedule.id).check_booking(slot.start, session.ctx.now, patient=session.ctx.access.is_patient)
     token = token_of(slot.id)
-    overlapping = Calendar(session, token).overlapping_appointments(slot.period)
-    if overlapping and not allow_double_booking:
-        raise DomainError(
-            ErrorCode.DOUBLE_BOOKING_DETECTED,
-            f"{schedule.actor.reference} already has an appointment overlapping this slot",
-            {"appointmentIds": overlapping},
-        )
+    overlapping = _resource_time(session, schedule, slot, allow_double_booking=allow_double_booking)
     appointment = Appointment(
         id=mint("ap", token, session.ctx.tenant, seed),
         tenant_id=session.ctx.tenant,
@@ -110,6 +106,56 @@ def _book_into(
     saved = session.save(appointment)
     session.emit("appointment.created", saved)
     return saved.dump()
+
+
+def _resource_time(
+    session: Session, schedule: Schedule, slot: Slot, *, allow_double_booking: bool, moving: str | None = None
+) -> list[str]:
+    """May the resource take one more appointment in `slot`? Returns the overlapping appointments that
+    `allowDoubleBooking` overrides.
+
+    The resource's other active appointments may not overlap the slot, nor lie within the schedule's buffers
+    around it (`bufferBeforeMinutes` / `bufferAfterMinutes`, both ways): DOUBLE_BOOKING_DETECTED, unless
+    overridden. `maxPerDay` counts the resource's active appointments starting on the slot's local day
+    (the pattern's timezone, else UTC): BOOKING_LIMIT_REACHED, never overridden.
+    """
+    rules = _rules(session, schedule.id)
+    calendar = Calendar(session, token_of(slot.id))
+    overlapping = calendar.overlapping_appointments(slot.period, excluding=moving)
+    before, after = rules.buffer_before, rules.buffer_after
+    buffered: list[str] = []
+    if before or after:  # its own buffers around the slot, and the others' (the same policy) around theirs
+        around = {
+            *calendar.overlapping_appointments(
+                Period(start=slot.start - before, end=slot.end + after), excluding=moving
+            ),
+            *calendar.overlapping_appointments(
+                Period(start=slot.start - after, end=slot.end + before), excluding=moving
+            ),
+        }
+        buffered = sorted(around - set(overlapping))
+    if (overlapping or buffered) and not allow_double_booking:
+        details: dict[str, Any] = {"appointmentIds": overlapping or buffered}
+        if not overlapping:
+            details["rule"] = "buffer"
+        raise DomainError(
+            ErrorCode.DOUBLE_BOOKING_DETECTED,
+            f"{schedule.actor.reference} already has an appointment at or around this time",
+            details,
+        )
+    if rules.max_per_day is not None:
+        zone = ZoneInfo(schedule.availability_pattern.timezone if schedule.availability_pattern else "UTC")
+        local = slot.start.astimezone(zone).date()
+        day_start = datetime.combine(local, time(), tzinfo=zone).astimezone(UTC)
+        day_end = datetime.combine(local + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
+        that_day = calendar.starting(Period(start=day_start, end=day_end), excluding=moving)
+        if len(that_day) >= rules.max_per_day:
+            raise DomainError(
+                ErrorCode.BOOKING_LIMIT_REACHED,
+                f"{schedule.actor.reference} has {len(that_day)} appointments on {local.isoformat()}",
+                {"maxPerDay": rules.max_per_day, "day": local.isoformat()},
+            )
+    return overlapping
 
 
 def book(cmd: c.BookAppointment, session: Session) -> dict[str, Any]:
@@ -183,13 +229,8 @@ def reschedule(cmd: c.RescheduleAppointment, session: Session) -> dict[str, Any]
     _rules(session, new_slot.schedule_id).check_booking(new_slot.start, now, patient=patient)
     if _closed(session, new_slot):
         raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, f"slot {new_slot.id} is closed (schedule or exception)")
-    overlapping = Calendar(session, token).overlapping_appointments(new_slot.period, excluding=appointment.id)
-    if overlapping:
-        raise DomainError(
-            ErrorCode.DOUBLE_BOOKING_DETECTED,
-            "the resource is booked at that time",
-            {"appointmentIds": overlapping},
-        )
+    new_schedule = session.get(Schedule, new_slot.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
+    _resource_time(session, new_schedule, new_slot, allow_double_booking=False, moving=appointment.id)
     slot_status = SlotStatus.BUSY_TENTATIVE if appointment.status is S.PROPOSED else SlotStatus.BUSY
     # the reminders sent were for the old time: the new time gets its own
     moved = appointment.model_copy(

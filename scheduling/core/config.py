@@ -38,6 +38,9 @@ POLICY_VARIABLES = {
     "checkInWindow.afterMinutes": "SCHEDULING_CHECK_IN_WINDOW_AFTER_MINUTES",
     "waitlistOfferMinutes": "SCHEDULING_WAITLIST_OFFER_MINUTES",
     "reminderLeadMinutes": "SCHEDULING_REMINDER_LEADS",
+    "bufferBeforeMinutes": "SCHEDULING_BUFFER_BEFORE_MINUTES",
+    "bufferAfterMinutes": "SCHEDULING_BUFFER_AFTER_MINUTES",
+    "maxPerDay": "SCHEDULING_MAX_PER_DAY",
 }
 
 

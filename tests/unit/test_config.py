@@ -18,13 +18,14 @@ def test_each_variable_replaces_its_default(monkeypatch: pytest.MonkeyPatch) -> 
     values = {"SCHEDULING_MIN_NOTICE_MINUTES": "15", "SCHEDULING_MAX_ADVANCE_DAYS": "30",
               "SCHEDULING_CANCELLATION_CUTOFF_MINUTES": "240", "SCHEDULING_CHECK_IN_WINDOW_BEFORE_MINUTES": "20",
               "SCHEDULING_CHECK_IN_WINDOW_AFTER_MINUTES": "10", "SCHEDULING_WAITLIST_OFFER_MINUTES": "45",
-              "SCHEDULING_REMINDER_LEADS": "2880, 60"}  # fmt: skip
+              "SCHEDULING_REMINDER_LEADS": "2880, 60", "SCHEDULING_BUFFER_BEFORE_MINUTES": "5",
+              "SCHEDULING_BUFFER_AFTER_MINUTES": "10", "SCHEDULING_MAX_PER_DAY": "12"}  # fmt: skip
     for variable, value in values.items():
         monkeypatch.setenv(variable, value)
     assert Settings().booking_policy.dump() == {
         "minNoticeMinutes": 15, "maxAdvanceDays": 30, "cancellationCutoffMinutes": 240,
         "checkInWindow": {"beforeMinutes": 20, "afterMinutes": 10}, "reminderLeadMinutes": [2880, 60],
-        "waitlistOfferMinutes": 45,
+        "waitlistOfferMinutes": 45, "bufferBeforeMinutes": 5, "bufferAfterMinutes": 10, "maxPerDay": 12,
     }  # fmt: skip
 
 

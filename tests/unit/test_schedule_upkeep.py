@@ -17,6 +17,7 @@ from fakes import (
     create_slot,
     event_types,
     iso,
+    make_context,
     ok,
     pattern_body,
     schedule_body,
@@ -309,3 +310,30 @@ def test_an_exception_of_either_kind_needs_the_horizon(kind: str) -> None:
     outside = clinic.run("schedule.add-exception", scheduleId=clinic.id, kind=kind,
                          start=iso(at(9, day=30)), end=iso(at(12, day=30)))  # fmt: skip
     assert_refused(outside, ErrorCode.VALIDATION_FAILED, 400)
+
+
+# --- buffers and the daily limit ----------------------------------------------------------------
+
+
+def test_a_buffer_keeps_the_resources_appointments_apart_unless_overridden() -> None:
+    clinic = Clinic(bookingPolicy={"bufferAfterMinutes": 30})
+    first = ok(book(clinic.state, clinic.slot_at(0, 9).id))
+    close = book(clinic.state, clinic.slot_at(0, 10).id, "pat-2")  # starts right after 09:00-10:00 ends
+    error = assert_refused(close, ErrorCode.DOUBLE_BOOKING_DETECTED, 409)
+    assert error["details"] == {"appointmentIds": [first["id"]], "rule": "buffer"}
+    ok(book(clinic.state, clinic.slot_at(0, 11).id, "pat-3"))  # an hour later: outside the buffer
+    overriding = make_context(scopes=("scheduling:write", "scheduling:double-book"))
+    ok(clinic.state.run(cmd("appointment.book", slotId=clinic.slot_at(0, 10).id, patientId="pat-2",
+                            allowDoubleBooking=True), overriding))  # fmt: skip
+
+
+def test_the_daily_limit_counts_the_local_day_of_the_schedule() -> None:
+    clinic = Clinic(bookingPolicy={"maxPerDay": 2})
+    ok(book(clinic.state, clinic.slot_at(0, 9).id))
+    ok(book(clinic.state, clinic.slot_at(0, 10).id, "pat-2"))
+    error = assert_refused(book(clinic.state, clinic.slot_at(0, 11).id, "pat-3"), ErrorCode.BOOKING_LIMIT_REACHED, 409)
+    assert error["details"] == {"maxPerDay": 2, "day": "2026-03-02"}
+    ok(book(clinic.state, clinic.slot_at(1, 9).id, "pat-3"))  # the next day has room
+    appointment = clinic.state.all(Appointment)[0]
+    ok(clinic.run("appointment.cancel", appointmentId=appointment.id))
+    ok(book(clinic.state, clinic.slot_at(0, 11).id, "pat-3"))  # a cancellation frees a place
