@@ -29,12 +29,17 @@ class Calendar:
         ]
         return sorted(found, key=lambda item: (item[1].start, item[0]))
 
-    def overlapping_appointments(self, period: Period, *, excluding: str | None = None) -> list[str]:
+    def overlapping_appointments(
+        self, period: Period, *, excluding: str | None = None, seats_of: Slot | None = None
+    ) -> list[str]:
+        """Active appointments overlapping `period`, but `excluding` and those holding seats of `seats_of`
+        (the seats of one slot are one occupancy of the resource)."""
+        skip = {excluding, *(self.holders(seats_of) if seats_of is not None else [])}
         return sorted(
             aid
             for day in days_touching(period)
             for aid, p in self._session.day(self._token, day).appointments.items()
-            if aid != excluding and p.overlaps(period)
+            if aid not in skip and p.overlaps(period)
         )
 
     def starting(self, period: Period, *, excluding: str | None = None) -> list[str]:
@@ -46,8 +51,9 @@ class Calendar:
             if aid != excluding and period.start <= p.start < period.end
         )
 
-    def holder(self, slot: Slot) -> str | None:
-        return self._bucket(slot).holders.get(slot.id)
+    def holders(self, slot: Slot) -> list[str]:
+        """The active appointments holding the slot's seats."""
+        return list(self._bucket(slot).holders.get(slot.id, []))
 
     def add_slot(self, slot: Slot) -> None:
         bucket = self._bucket(slot)
@@ -56,7 +62,8 @@ class Calendar:
 
     def hold(self, slot: Slot, appointment: Appointment) -> None:
         bucket = self._bucket(slot)
-        self._session.save_day(bucket.model_copy(update={"holders": {**bucket.holders, slot.id: appointment.id}}))
+        seats = [*bucket.holders.get(slot.id, []), appointment.id]
+        self._session.save_day(bucket.model_copy(update={"holders": {**bucket.holders, slot.id: seats}}))
         bucket = self._bucket(appointment)
         self._session.save_day(
             bucket.model_copy(update={"appointments": {**bucket.appointments, appointment.id: appointment.period}})
@@ -67,9 +74,10 @@ class Calendar:
         bucket = self._bucket(appointment)
         rest = {k: v for k, v in bucket.appointments.items() if k != appointment.id}
         self._session.save_day(bucket.model_copy(update={"appointments": rest}))
-        if slot is None or self.holder(slot) != appointment.id:
+        if slot is None or appointment.id not in self.holders(slot):
             return False
         bucket = self._bucket(slot)
-        holders = {k: v for k, v in bucket.holders.items() if k != slot.id}
+        seats = [a for a in bucket.holders.get(slot.id, []) if a != appointment.id]
+        holders = {k: v for k, v in bucket.holders.items() if k != slot.id} | ({slot.id: seats} if seats else {})
         self._session.save_day(bucket.model_copy(update={"holders": holders}))
         return True

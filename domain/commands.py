@@ -17,6 +17,7 @@ from domain.model import (
     Actor,
     AvailabilityPattern,
     BookingPolicy,
+    Capacity,
     ExceptionKind,
     Id,
     Model,
@@ -180,6 +181,7 @@ class CreateSlot(Command):
     start: UtcDatetime
     end: UtcDatetime
     overbooked: bool = False
+    capacity: Capacity = 1
 
     @field_validator("end")
     @classmethod

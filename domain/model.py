@@ -89,6 +89,10 @@ class Period(Model):
         return self.start <= other.start and other.end <= self.end
 
 
+#: seats of one slot
+Capacity = Annotated[int, Field(ge=1, le=1000)]
+
+
 class Weekday(StrEnum):
     MON = "mon"
     TUE = "tue"
@@ -114,6 +118,8 @@ class AvailabilityWindow(Model):
 class AvailabilityPattern(Model):
     windows: Annotated[list[AvailabilityWindow], Field(min_length=1, max_length=50)]
     slot_minutes: Annotated[int, Field(ge=5, le=24 * 60)]
+    #: seats of each slot the pattern opens (group visits, vaccination sessions)
+    capacity: Capacity = 1
     timezone: Annotated[str, Field(min_length=1, max_length=64)]
     valid_from: UtcDatetime | None = None
     valid_to: UtcDatetime | None = None
@@ -234,6 +240,9 @@ class Slot(Entity):
     end: UtcDatetime
     status: SlotStatus = SlotStatus.FREE
     overbooked: bool = False
+    #: seats: active appointments the slot takes; it is `busy` once `booked` reaches it
+    capacity: Capacity = 1
+    booked: Annotated[int, Field(ge=0)] = 0
     #: what opened it: "pattern", "available:<exception id>", or nothing for a slot created by hand
     origin: str | None = None
     #: Denormalized from the schedule so the read model can search by provider and location.

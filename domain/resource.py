@@ -14,7 +14,9 @@ starts on one of the days `days_touching` lists.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from pydantic import field_validator
 
 from domain.model import Model, Period
 
@@ -48,8 +50,8 @@ class DayIndex(Model):
     token: str
     day: date
     slots: dict[str, SlotRef] = {}
-    #: slot id -> id of the active appointment that holds it
-    holders: dict[str, str] = {}
+    #: slot id -> ids of the active appointments that hold it (one per seat taken)
+    holders: dict[str, list[str]] = {}
     #: active appointment id -> its period
     appointments: dict[str, Period] = {}
     version: int = 0
@@ -57,6 +59,14 @@ class DayIndex(Model):
     @property
     def key(self) -> str:
         return day_key(self.token, self.day)
+
+    @field_validator("holders", mode="before")
+    @classmethod
+    def _one_holder_before_seats(cls, value: Any) -> Any:
+        """Day indexes written before slots had seats held one appointment id per slot."""
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
 
 def day_key(token: str, day: date) -> str:

@@ -41,7 +41,11 @@ def _appointment_to_change(session: Session, appointment_id: str, expected_versi
 
 
 def _hold(session: Session, slot: Slot, appointment: Appointment, status: SlotStatus) -> None:
-    session.save(slot.model_copy(update={"status": status}))
+    """Take a seat of the slot; the slot becomes `status` once its last seat is taken, and stays free before."""
+    booked = slot.booked + 1
+    session.save(
+        slot.model_copy(update={"booked": booked, "status": status if booked >= slot.capacity else SlotStatus.FREE})
+    )
     Calendar(session, token_of(slot.id)).hold(slot, appointment)
 
 
@@ -54,7 +58,7 @@ def _release(session: Session, appointment: Appointment) -> Slot | None:
     if not Calendar(session, token_of(appointment.id)).release(slot, appointment) or slot is None:
         return None
     status = SlotStatus.BUSY_UNAVAILABLE if _closed(session, slot) else SlotStatus.FREE
-    saved = session.save(slot.model_copy(update={"status": status}))
+    saved = session.save(slot.model_copy(update={"status": status, "booked": max(slot.booked - 1, 0)}))
     return saved if status is SlotStatus.FREE else None
 
 
@@ -121,16 +125,16 @@ def _resource_time(
     """
     rules = _rules(session, schedule.id)
     calendar = Calendar(session, token_of(slot.id))
-    overlapping = calendar.overlapping_appointments(slot.period, excluding=moving)
+    overlapping = calendar.overlapping_appointments(slot.period, excluding=moving, seats_of=slot)
     before, after = rules.buffer_before, rules.buffer_after
     buffered: list[str] = []
     if before or after:  # its own buffers around the slot, and the others' (the same policy) around theirs
         around = {
             *calendar.overlapping_appointments(
-                Period(start=slot.start - before, end=slot.end + after), excluding=moving
+                Period(start=slot.start - before, end=slot.end + after), excluding=moving, seats_of=slot
             ),
             *calendar.overlapping_appointments(
-                Period(start=slot.start - after, end=slot.end + before), excluding=moving
+                Period(start=slot.start - after, end=slot.end + before), excluding=moving, seats_of=slot
             ),
         }
         buffered = sorted(around - set(overlapping))

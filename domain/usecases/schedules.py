@@ -26,7 +26,7 @@ from domain.model import (
 )
 from domain.pattern import PatternTooLarge, expand
 from domain.resource import MAX_SPAN
-from domain.usecases.upkeep import PATTERN, SLOTS_PER_DECISION, closed, new_slot, reconcile
+from domain.usecases.upkeep import PATTERN, SLOTS_PER_DECISION, closed, new_slot, pattern_capacity, reconcile
 
 
 def create_schedule(cmd: c.CreateSchedule, session: Session) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def _open_slots(session: Session, schedule: Schedule, periods: list[Period], rep
     """Open up to SLOTS_PER_DECISION slots; the rest by a follow-up on the same partition, which answers."""
     calendar = Calendar(session, token_of(schedule.id))
     for period in periods[:SLOTS_PER_DECISION]:
-        slot = new_slot(schedule, period, origin=PATTERN)
+        slot = new_slot(schedule, period, origin=PATTERN, capacity=pattern_capacity(schedule))
         if session.exists("slot", slot.id):  # a part decided again after a redelivery
             continue
         if closed(schedule, slot):
@@ -123,7 +123,7 @@ def create_slot(cmd: c.CreateSlot, session: Session) -> dict[str, Any]:
                 }
             ]
         )
-    slot = new_slot(schedule, period, overbooked=cmd.overbooked)
+    slot = new_slot(schedule, period, overbooked=cmd.overbooked, capacity=cmd.capacity)
     if closed(schedule, slot):
         slot = slot.model_copy(update={"status": SlotStatus.BUSY_UNAVAILABLE})
     saved = session.save(slot)
@@ -226,11 +226,11 @@ def void_slot(cmd: c.VoidSlot, session: Session) -> dict[str, Any]:
         raise DomainError(
             ErrorCode.INVALID_STATUS_TRANSITION, f"slot {slot.id} is already void", {"from": slot.status.value}
         )
-    holder = Calendar(session, token_of(slot.id)).holder(slot)
-    if holder is not None:
+    holders = Calendar(session, token_of(slot.id)).holders(slot)
+    if holders:
         raise DomainError(
             ErrorCode.SLOT_NOT_AVAILABLE, f"slot {slot.id} is held; cancel or move its appointments first",
-            {"appointmentIds": [holder]},
+            {"appointmentIds": holders},
         )  # fmt: skip
     saved = session.save(slot.model_copy(update={"status": SlotStatus.ENTERED_IN_ERROR}))
     session.emit("slot.updated", saved, {"reason": cmd.reason} if cmd.reason else None)

@@ -38,7 +38,9 @@ PATTERN = "pattern"
 AVAILABLE = "available:"
 
 
-def new_slot(schedule: Schedule, period: Period, *, overbooked: bool = False, origin: str | None = None) -> Slot:
+def new_slot(
+    schedule: Schedule, period: Period, *, overbooked: bool = False, origin: str | None = None, capacity: int = 1
+) -> Slot:
     return Slot(
         id=mint("sl", token_of(schedule.id), schedule.id, period.start.isoformat(), period.end.isoformat()),
         tenant_id=schedule.tenant_id,
@@ -46,11 +48,16 @@ def new_slot(schedule: Schedule, period: Period, *, overbooked: bool = False, or
         start=period.start,
         end=period.end,
         overbooked=overbooked,
+        capacity=capacity,
         origin=origin,
         provider_id=schedule.actor.reference,
         location_id=schedule.location_id,
         service_type=schedule.service_type,
     )
+
+
+def pattern_capacity(schedule: Schedule) -> int:
+    return schedule.availability_pattern.capacity if schedule.availability_pattern else 1
 
 
 def closed(schedule: Schedule | None, slot: Slot) -> bool:
@@ -90,7 +97,7 @@ def offered(schedule: Schedule, window: Period) -> dict[str, tuple[Period, str]]
     out: dict[str, tuple[Period, str]] = {}
     for period, origin in periods:
         slot = new_slot(schedule, period, origin=origin)
-        if not closed(schedule, slot) and slot.id not in out:
+        if not closed(schedule, slot) and slot.id not in out:  # the capacity does not change the id
             out[slot.id] = (period, origin)
     return out
 
@@ -165,13 +172,12 @@ def _reconcile_day(
         update: dict[str, Any] = {}
         if (slot.service_type, slot.location_id) != (schedule.service_type, schedule.location_id):
             update |= {"service_type": schedule.service_type, "location_id": schedule.location_id}
-        holder = calendar.holder(slot)
-        if holder is not None:
-            if not open_ and (appointment := session.find(Appointment, holder)) is not None:
-                conflicts.append(conflict(appointment))
-        elif slot.status is SlotStatus.FREE and not open_:
+        if not open_:
+            held = (session.find(Appointment, holder) for holder in calendar.holders(slot))
+            conflicts += [conflict(appointment) for appointment in held if appointment is not None]
+        if slot.status is SlotStatus.FREE and not open_:  # its free seats close; the taken ones stay
             update["status"] = SlotStatus.BUSY_UNAVAILABLE
-        elif slot.status is SlotStatus.BUSY_UNAVAILABLE and open_:
+        elif slot.status is SlotStatus.BUSY_UNAVAILABLE and open_ and slot.booked < slot.capacity:
             update["status"] = SlotStatus.FREE
         if update:
             session.emit("slot.updated", session.save(slot.model_copy(update=update)))
@@ -180,7 +186,7 @@ def _reconcile_day(
     for slot_id, (period, origin) in wanted.items():
         if session.exists("slot", slot_id) or any(period.overlaps(p) for p in taken):
             continue
-        slot = session.save(new_slot(schedule, period, origin=origin))
+        slot = session.save(new_slot(schedule, period, origin=origin, capacity=pattern_capacity(schedule)))
         calendar.add_slot(slot)
         session.emit("slot.opened", slot)
         taken.append(period)

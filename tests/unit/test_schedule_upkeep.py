@@ -277,8 +277,7 @@ def _slots_match_the_schedule(clinic: Clinic) -> None:
     for slot in clinic.slots():
         if slot.status is SlotStatus.ENTERED_IN_ERROR:
             continue
-        holder = session_calendar.holder(slot)
-        if holder is not None:
+        if session_calendar.holders(slot):
             assert slot.status in (SlotStatus.BUSY, SlotStatus.BUSY_TENTATIVE), slot
             continue
         wanted = offered(schedule, _day(slot.start.replace(hour=0, minute=0)))
@@ -334,6 +333,40 @@ def test_the_daily_limit_counts_the_local_day_of_the_schedule() -> None:
     error = assert_refused(book(clinic.state, clinic.slot_at(0, 11).id, "pat-3"), ErrorCode.BOOKING_LIMIT_REACHED, 409)
     assert error["details"] == {"maxPerDay": 2, "day": "2026-03-02"}
     ok(book(clinic.state, clinic.slot_at(1, 9).id, "pat-3"))  # the next day has room
-    appointment = clinic.state.all(Appointment)[0]
+    appointment = next(a for a in clinic.state.all(Appointment) if a.start.day == MONDAY.day)
     ok(clinic.run("appointment.cancel", appointmentId=appointment.id))
     ok(book(clinic.state, clinic.slot_at(0, 11).id, "pat-3"))  # a cancellation frees a place
+
+
+# --- seats ---------------------------------------------------------------------------------------
+
+
+def test_a_group_session_takes_its_capacity_and_is_busy_only_when_full() -> None:
+    clinic = Clinic()
+    session = create_slot(clinic.state, clinic.id, at(14), capacity=5)
+    assert (session["capacity"], session["booked"]) == (5, 0)
+    patients = [ok(book(clinic.state, session["id"], f"pat-{i}")) for i in range(5)]  # seats: no double booking
+    full = clinic.state.get(Slot, session["id"])
+    assert (full.status, full.booked) == (SlotStatus.BUSY, 5)
+    assert_refused(book(clinic.state, session["id"], "pat-6"), ErrorCode.SLOT_NOT_AVAILABLE, 409)
+    ok(clinic.run("appointment.cancel", appointmentId=patients[2]["id"]))
+    again = clinic.state.get(Slot, session["id"])
+    assert (again.status, again.booked) == (SlotStatus.FREE, 4)
+    assert_refused(clinic.run("slot.void", slotId=session["id"]), ErrorCode.SLOT_NOT_AVAILABLE, 409)
+
+
+def test_seats_are_one_occupancy_and_another_slot_at_that_time_is_a_double_booking() -> None:
+    clinic = Clinic()
+    group = create_slot(clinic.state, clinic.id, at(14), capacity=3)
+    ok(book(clinic.state, group["id"], "pat-1"))
+    schedule_two = ok(clinic.state.run(cmd("schedule.create", **schedule_body())))
+    overlapping = create_slot(clinic.state, schedule_two["id"], at(14, 15))
+    assert_refused(book(clinic.state, overlapping["id"], "pat-2"), ErrorCode.DOUBLE_BOOKING_DETECTED, 409)
+    ok(book(clinic.state, group["id"], "pat-2"))
+
+
+def test_a_pattern_opens_slots_with_its_capacity() -> None:
+    state = InMemoryState()
+    body = schedule_body(days=1, pattern=pattern_body(["mon"], "09:00", "10:00", minutes=60, capacity=4))
+    ok(state.run(cmd("schedule.create", **body)))
+    assert [s.capacity for s in state.all(Slot)] == [4]

@@ -109,7 +109,7 @@ def check_invariants(state: InMemoryState) -> None:
         assert first.end <= second.start, (first.id, second.id)
 
     index = state.calendar(resource_token(TENANT, PRACTITIONER))
-    assert index.holders == {a.slot_id: a.id for a in holding}
+    assert index.holders == {a.slot_id: [a.id] for a in holding}
     assert {aid: (p.start, p.end) for aid, p in index.appointments.items()} == {a.id: (a.start, a.end) for a in holding}
     assert set(index.slots) == set(slots)
 

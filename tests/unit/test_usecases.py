@@ -306,7 +306,7 @@ def test_book_books_the_slot(world: World) -> None:
     assert slot.overbooked is False
     assert {(e.kind, e.id) for e in decision.changes} == {("slot", slot.id), ("appointment", data["id"])}
     index = world.state.calendar(world.token)
-    assert index.holders == {slot.id: data["id"]}
+    assert index.holders == {slot.id: [data["id"]]}
     assert set(index.appointments) == {data["id"]}
 
 
@@ -505,7 +505,7 @@ def test_reschedule_moves_the_appointment(world: World) -> None:
     assert (old.status.value, old.version) == ("free", 3)
     assert (new.status.value, new.version) == ("busy", 2)
     index = world.state.calendar(world.token)
-    assert index.holders == {new.id: appointment["id"]}
+    assert index.holders == {new.id: [appointment["id"]]}
     assert index.appointments[appointment["id"]].start == new.start
 
 
@@ -627,7 +627,7 @@ def test_fulfilled_keeps_the_slot(world: World) -> None:
     assert ok(decision)["version"] == 3
     assert event_types(decision) == ["appointment.fulfilled"]
     assert world.slot(0).status.value == "busy"
-    assert world.state.calendar(world.token).holders == {world.slots[0]: appointment["id"]}
+    assert world.state.calendar(world.token).holders == {world.slots[0]: [appointment["id"]]}
 
 
 @pytest.mark.parametrize("path", [["booked"], ["pending", "booked"]])
