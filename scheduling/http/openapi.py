@@ -166,6 +166,7 @@ def document() -> dict[str, Any]:
                 "parameters": [
                     _param("providerId", description="the schedule's actor reference"),
                     _param("locationId"),
+                    _param("serviceType", description="the schedule's service type"),
                     *window,
                     *PAGING,
                 ],

@@ -145,7 +145,14 @@ async def search_slots(request: web.Request) -> web.Response:
     q = request.query
     return _json(
         await queries.search_available_slots(
-            request.app[POOL], claims.tenant, q.get("providerId"), q.get("locationId"), start, end, page
+            request.app[POOL],
+            claims.tenant,
+            q.get("providerId"),
+            q.get("locationId"),
+            start,
+            end,
+            page,
+            q.get("serviceType"),
         )
     )
 

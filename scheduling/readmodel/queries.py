@@ -101,14 +101,16 @@ def _filtered_sql(table: str, extra: str, filters: list[str]) -> str:
 
 
 @cache
-def search_slots_sql(by_provider: bool, by_location: bool) -> tuple[str, tuple[str, ...]]:
+def search_slots_sql(by_provider: bool, by_location: bool, by_service: bool = False) -> tuple[str, tuple[str, ...]]:
     """SearchAvailableSlots' statement for one combination of filters, and the names of its filter arguments.
 
     One statement per combination rather than `($2 IS NULL OR provider_id = $2)`: a prepared statement's generic
     plan cannot use an index on a column compared that way, and asyncpg prepares every statement.
     """
-    filters = [c for c, on in (("provider_id", by_provider), ("location_id", by_location)) if on]
-    return _filtered_sql("slots", " AND status = 'free'", filters), tuple(filters)
+    on = (("provider_id", by_provider), ("location_id", by_location), ("service_type", by_service))
+    filters = [column for column, wanted in on if wanted]
+    # free (seats left, schedule open) and not started: what can still be booked
+    return _filtered_sql("slots", " AND status = 'free' AND start_at > now()", filters), tuple(filters)
 
 
 @cache
@@ -120,13 +122,14 @@ def calendar_sql(by_facility: bool, by_provider: bool) -> tuple[str, tuple[str, 
 
 async def search_available_slots(
     pool: asyncpg.Pool, tenant: str, provider_id: str | None, location_id: str | None,
-    start: datetime, end: datetime, page: Page,
+    start: datetime, end: datetime, page: Page, service_type: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     provider_id, location_id = _text(provider_id, "providerId"), _text(location_id, "locationId")
+    service_type = _text(service_type, "serviceType")
     start, end = _utc(start, "from"), _utc(end, "to")
     after_start, after_id = page.after if page.after else (start, "")
-    sql, _ = search_slots_sql(provider_id is not None, location_id is not None)
-    filters = [v for v in (provider_id, location_id) if v is not None]
+    sql, _ = search_slots_sql(provider_id is not None, location_id is not None, service_type is not None)
+    filters = [v for v in (provider_id, location_id, service_type) if v is not None]
     rows = await pool.fetch(sql, tenant, *filters, start, end, after_start, after_id, page.limit + 1)
     return _page(rows, page.limit, ("start_at", "id"))
 

@@ -236,3 +236,16 @@ async def test_decline_and_cancel_over_http(service: Any) -> None:
         seen = await client.events("scheduling.events.waitlist.cancelled",
                                    lambda es: any(e["data"]["id"] == entry["id"] for e in es))  # fmt: skip
         assert seen
+
+
+async def test_slot_search_filters_by_service_type_and_leaves_out_started_slots(service: Any) -> None:
+    async with Client(service) as client:
+        service_type = unique("physio")
+        practice = await Practice.open(client)
+        await client.ok("schedule.update", {"scheduleId": practice.schedule["id"], "serviceType": service_type})
+        started, ahead = await practice.slot(-timedelta(minutes=5)), await practice.slot(timedelta(hours=2))
+        window = {"from": (now() - timedelta(hours=1)).isoformat(), "to": (now() + timedelta(days=1)).isoformat()}
+        status, body, _ = await client.get("/slots", serviceType=service_type, limit="500", **window)
+        assert status == 200, body
+        assert [s["id"] for s in body["data"]] == [ahead["id"]] and started["id"] != ahead["id"]
+        assert body["data"][0]["serviceType"] == service_type

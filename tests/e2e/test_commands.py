@@ -497,9 +497,13 @@ async def test_add_schedule_exception_blocks_free_slots_and_lists_booked_ones(se
         status, body, _ = await client.get(f"/schedules/{schedule['id']}")
         assert status == 200 and body["data"]["version"] == 2 and len(body["data"]["exceptions"]) == 1
 
-        # no event of its own; a slot created inside it is unavailable; a cancelled one inside it stays unavailable
+        # slot.updated for the slot it closed (CONTRACT section 9), nothing for the held one; a slot created
+        # inside it is unavailable; a cancelled one inside it stays unavailable
         after = await marker(client, schedule["id"], at(4, "10:00"), at(4, "10:30"))
-        assert await caused_by(client, key, before=after) == []
+        caused = await caused_by(client, key, before=after)
+        assert [(e["type"], e["data"]["id"], e["data"]["status"]) for e in caused] == [
+            ("slot.updated", free_inside["id"], "busy-unavailable")
+        ]
         await client.ok("appointment.cancel", {"appointmentId": booked["id"]})
         slots = await slots_of(client, schedule["id"])
         assert slots[booked_inside["id"]]["status"] == "busy-unavailable"
