@@ -1,4 +1,4 @@
-"""Clinic rules end to end (issue 11, CONTRACT section 9): over NATS and HTTP, on the real clock.
+"""Booking rules end to end (issue 11, CONTRACT section 9): over NATS and HTTP, on the real clock.
 
 Each test opens its own practitioner's schedule around the present, so that the time rules (decided
 with the worker's clock) see slots that have started, start soon, or lie ahead.
