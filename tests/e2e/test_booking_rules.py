@@ -141,9 +141,9 @@ async def test_a_patient_cannot_cancel_inside_the_cutoff_and_staff_can(service: 
         assert (await client.ok("appointment.cancel", {"appointmentId": booked["id"]}))["status"] == "cancelled"
 
 
-async def _dispatch(client: Client, service: Any, at: datetime) -> None:
-    status, body, _ = await client.post("/reminders/dispatch", {"now": at.isoformat()},
-                                        headers=service.auth(scope=ADMIN))  # fmt: skip
+async def _as_of(client: Client, service: Any, path: str, at: datetime) -> None:
+    """Partition-wide work (reminders, offer expiry) run by an administrator for the time `at`."""
+    status, body, _ = await client.post(path, {"now": at.isoformat()}, headers=service.auth(scope=ADMIN))
     assert status == 200 and body["ok"], body
 
 
@@ -157,20 +157,16 @@ async def test_a_rescheduled_appointment_gets_the_reminder_of_its_new_time(servi
         def sent(count: int) -> Any:
             return lambda es: sum(e["subject"] == subject for e in es) >= count
 
-        await _dispatch(client, service, now())
+        await _as_of(client, service, "/reminders/dispatch", now())
         await client.events("scheduling.events.appointment.reminder.sent", sent(1))
         moved = await client.ok("appointment.reschedule", {"appointmentId": booked["id"], "newSlotId": moved_to["id"]})
         assert moved.get("remindersSent", []) == []
-        await _dispatch(client, service, datetime.fromisoformat(moved_to["start"]) - timedelta(minutes=30))
+        await _as_of(
+            client, service, "/reminders/dispatch", datetime.fromisoformat(moved_to["start"]) - timedelta(minutes=30)
+        )
         seen = await client.events("scheduling.events.appointment.reminder.sent", sent(2))
         second = [e for e, _ in seen if e["subject"] == subject][-1]
         assert second["data"]["leadMinutes"] == 60 and second["data"]["slotId"] == moved_to["id"]
-
-
-async def _expire(client: Client, service: Any, at: datetime) -> None:
-    status, body, _ = await client.post("/waitlist/expire-offers", {"now": at.isoformat()},
-                                        headers=service.auth(scope=ADMIN))  # fmt: skip
-    assert status == 200 and body["ok"], body
 
 
 async def test_an_expired_offer_moves_to_the_next_waiting_entry(service: Any) -> None:
@@ -191,7 +187,7 @@ async def test_an_expired_offer_moves_to_the_next_waiting_entry(service: Any) ->
         offer = next(e for e, _ in seen if e["data"]["id"] == first["id"])
         assert offer["data"]["offerExpiresAt"] and offer["data"]["slot"]["id"] == slot["id"]
 
-        await _expire(client, service, now() + timedelta(minutes=6))
+        await _as_of(client, service, "/waitlist/expire-offers", now() + timedelta(minutes=6))
         await client.events("scheduling.events.waitlist.slot-available", offered_to(second))
 
         async def entries() -> dict[str, str]:

@@ -119,3 +119,33 @@ async def test_a_patient_token_cannot_change_a_schedule(service: Any) -> None:
         status, body = await request(client, "PATCH", "/schedules/sc-x", {"active": False},
                                      service.auth(patient_id="p"))  # fmt: skip
         assert status == 403 and body["error"]["code"] == "FORBIDDEN"
+
+
+async def test_a_group_session_a_buffer_and_a_daily_limit(service: Any) -> None:
+    async with Client(service) as client:
+        body = {"actor": {"reference": unique("Practitioner/group"), "type": "Practitioner"}, "locationId": "loc",
+                "serviceType": "vaccination", "planningHorizon": {"start": START, "end": "2027-05-10T00:00:00Z"},
+                "bookingPolicy": {"bufferAfterMinutes": 15, "maxPerDay": 7}}  # fmt: skip
+        sid = (await client.ok("schedule.create", body))["id"]
+        session = await client.ok("slot.create", {"scheduleId": sid, "start": "2027-05-03T09:00:00Z",
+                                                  "end": "2027-05-03T10:00:00Z", "capacity": 5})  # fmt: skip
+        replies = [await client.command("appointment.book", {"slotId": session["id"], "patientId": unique("pat")})
+                   for _ in range(6)]  # fmt: skip
+        assert [r["ok"] for r in replies] == [True] * 5 + [False]
+        assert replies[5]["error"]["code"] == "SLOT_NOT_AVAILABLE"
+        full = (await slots(client, sid))[session["id"]]
+        assert (full["status"], full["booked"], full["capacity"]) == ("busy", 5, 5)
+
+        # 10:00 lies inside the session's 15-minute buffer; 10:30 does not
+        inside = await client.ok("slot.create", {"scheduleId": sid, "start": "2027-05-03T10:00:00Z",
+                                                 "end": "2027-05-03T10:30:00Z"})  # fmt: skip
+        reply = await client.command("appointment.book", {"slotId": inside["id"], "patientId": unique("pat")})
+        assert reply["error"]["code"] == "DOUBLE_BOOKING_DETECTED" and reply["error"]["details"]["rule"] == "buffer"
+        later = []
+        for hour in (10, 12, 14):
+            times = {"start": f"2027-05-03T{hour}:30:00Z", "end": f"2027-05-03T{hour + 1}:00:00Z"}
+            later.append(await client.ok("slot.create", {"scheduleId": sid, **times}))
+        await client.ok("appointment.book", {"slotId": later[0]["id"], "patientId": unique("pat")})
+        await client.ok("appointment.book", {"slotId": later[1]["id"], "patientId": unique("pat")})  # 7 that day
+        limit = await client.command("appointment.book", {"slotId": later[2]["id"], "patientId": unique("pat")})
+        assert limit["error"]["code"] == "BOOKING_LIMIT_REACHED" and limit["error"]["status"] == 409, limit
