@@ -306,8 +306,11 @@ async def explain(dsn: str, providers: int) -> str:
             ("GetCalendarView, whole tenant, 1 day", queries.calendar_sql(False, False), [start, one]),
         ]
         for title, (sql, filters), values in cases:
-            args = [TENANT, *values, start, "", 51]  # first page of 50: after (from, ""), limit + 1
-            types = ", ".join(["text"] * (1 + len(filters)) + ["timestamptz"] * 3 + ["text", "int"])
+            buffers = [0, 0] if title.startswith("SearchAvailableSlots") else []  # the service-wide buffer minutes
+            args = [TENANT, *values, start, "", 51, *buffers]  # first page of 50: after (from, ""), limit + 1
+            types = ", ".join(
+                ["text"] * (1 + len(filters)) + ["timestamptz"] * 3 + ["text", "int"] + ["int"] * len(buffers)
+            )
             literals = ", ".join(_literal(a) for a in args)
             await conn.execute(f"PREPARE q ({types}) AS {sql}")
             for _ in range(6):

@@ -138,6 +138,12 @@ WAITLIST_STATUSES = {"waiting", "offered", "fulfilled", "cancelled"}
 # --- queries -------------------------------------------------------------------------------------
 
 
+def _default_buffers(request: web.Request) -> tuple[int, int]:
+    """The service-wide buffer minutes (before, after), for the schedules that set none."""
+    policy = request.app[SETTINGS].booking_policy
+    return policy.buffer_before_minutes or 0, policy.buffer_after_minutes or 0
+
+
 async def search_slots(request: web.Request) -> web.Response:
     claims = _reader(request, "search_slots")
     start, end = _range(request)
@@ -153,6 +159,7 @@ async def search_slots(request: web.Request) -> web.Response:
             end,
             page,
             q.get("serviceType"),
+            _default_buffers(request),
         )
     )
 

@@ -100,17 +100,41 @@ def _filtered_sql(table: str, extra: str, filters: list[str]) -> str:
            ORDER BY start_at, id LIMIT ${n + 4}"""
 
 
+#: statuses whose appointment no longer occupies the resource's time (domain RELEASING)
+_RELEASED = "('cancelled', 'noshow', 'entered-in-error')"
+
+
 @cache
 def search_slots_sql(by_provider: bool, by_location: bool, by_service: bool = False) -> tuple[str, tuple[str, ...]]:
     """SearchAvailableSlots' statement for one combination of filters, and the names of its filter arguments.
 
     One statement per combination rather than `($2 IS NULL OR provider_id = $2)`: a prepared statement's generic
     plan cannot use an index on a column compared that way, and asyncpg prepares every statement.
+
+    A slot is listed when it can be booked now: free (seats left, schedule open), not started, and no other
+    active appointment of its resource lies at its time or within its schedule's buffers (the booking would be
+    a double booking). The last two arguments are the service-wide buffer defaults, for schedules that set none;
+    an appointment lasts at most 24 hours, which bounds the look-back on the provider's appointments.
     """
     on = (("provider_id", by_provider), ("location_id", by_location), ("service_type", by_service))
     filters = [column for column, wanted in on if wanted]
-    # free (seats left, schedule open) and not started: what can still be booked
-    return _filtered_sql("slots", " AND status = 'free' AND start_at > now()", filters), tuple(filters)
+    n = 2 + len(filters)
+    where = "".join(f" AND s.{column} = ${i}" for i, column in enumerate(filters, start=2))
+    policy = "sc.data->'bookingPolicy'"
+    buffer = (f"make_interval(mins => GREATEST(COALESCE(({policy}->>'bufferBeforeMinutes')::int, ${n + 5}),"
+              f" COALESCE(({policy}->>'bufferAfterMinutes')::int, ${n + 6})))")  # fmt: skip
+    sql = f"""SELECT s.id, s.start_at, s.data FROM slots s JOIN schedules sc ON sc.id = s.schedule_id
+           WHERE s.tenant_id = $1 AND s.status = 'free' AND s.start_at > now(){where}
+             AND s.start_at >= ${n} AND s.start_at < ${n + 1} AND (s.start_at, s.id) > (${n + 2}, ${n + 3})
+             AND NOT EXISTS (
+                 SELECT 1 FROM appointments a
+                 WHERE a.tenant_id = s.tenant_id AND a.provider_id = s.provider_id
+                   AND a.start_at < s.end_at + {buffer}
+                   AND a.start_at > s.start_at - {buffer} - interval '24 hours'
+                   AND a.end_at > s.start_at - {buffer}
+                   AND a.status NOT IN {_RELEASED} AND a.data->>'slotId' <> s.id)
+           ORDER BY s.start_at, s.id LIMIT ${n + 4}"""
+    return sql, tuple(filters)
 
 
 @cache
@@ -122,15 +146,16 @@ def calendar_sql(by_facility: bool, by_provider: bool) -> tuple[str, tuple[str, 
 
 async def search_available_slots(
     pool: asyncpg.Pool, tenant: str, provider_id: str | None, location_id: str | None,
-    start: datetime, end: datetime, page: Page, service_type: str | None = None,
+    start: datetime, end: datetime, page: Page, service_type: str | None = None, buffers: tuple[int, int] = (0, 0),
 ) -> dict[str, Any]:  # fmt: skip
+    """`buffers`: the service-wide (before, after) buffer minutes, for schedules that set none."""
     provider_id, location_id = _text(provider_id, "providerId"), _text(location_id, "locationId")
     service_type = _text(service_type, "serviceType")
     start, end = _utc(start, "from"), _utc(end, "to")
     after_start, after_id = page.after if page.after else (start, "")
     sql, _ = search_slots_sql(provider_id is not None, location_id is not None, service_type is not None)
     filters = [v for v in (provider_id, location_id, service_type) if v is not None]
-    rows = await pool.fetch(sql, tenant, *filters, start, end, after_start, after_id, page.limit + 1)
+    rows = await pool.fetch(sql, tenant, *filters, start, end, after_start, after_id, page.limit + 1, *buffers)
     return _page(rows, page.limit, ("start_at", "id"))
 
 

@@ -145,6 +145,14 @@ async def test_a_group_session_a_buffer_and_a_daily_limit(service: Any) -> None:
         for hour in (10, 12, 14):
             times = {"start": f"2027-05-03T{hour}:30:00Z", "end": f"2027-05-03T{hour + 1}:00:00Z"}
             later.append(await client.ok("slot.create", {"scheduleId": sid, **times}))
+        # the slot search leaves out what a booking would refuse: the full session and the slot in its buffer
+        window = {
+            "from": "2027-05-03T00:00:00Z",
+            "to": "2027-05-04T00:00:00Z",
+            "providerId": body["actor"]["reference"],
+        }
+        code, found, _ = await client.get("/slots", limit="50", **window)
+        assert code == 200 and [s["id"] for s in found["data"]] == [s["id"] for s in later], found
         await client.ok("appointment.book", {"slotId": later[0]["id"], "patientId": unique("pat")})
         await client.ok("appointment.book", {"slotId": later[1]["id"], "patientId": unique("pat")})  # 7 that day
         limit = await client.command("appointment.book", {"slotId": later[2]["id"], "patientId": unique("pat")})
