@@ -111,7 +111,8 @@ def search_slots_sql(by_provider: bool, by_location: bool, by_service: bool = Fa
     One statement per combination rather than `($2 IS NULL OR provider_id = $2)`: a prepared statement's generic
     plan cannot use an index on a column compared that way, and asyncpg prepares every statement.
 
-    A slot is listed when it can be booked now: free (seats left, schedule open), not started, and no other
+    A slot is listed when it can be booked now: free (seats left), of an active schedule (its slots close in
+    parts, so this holds before the last part), not started, and no other
     active appointment of its resource lies at its time or within its schedule's buffers (the booking would be
     a double booking). The last two arguments are the service-wide buffer defaults, for schedules that set none;
     an appointment lasts at most 24 hours, which bounds the look-back on the provider's appointments.
@@ -125,6 +126,7 @@ def search_slots_sql(by_provider: bool, by_location: bool, by_service: bool = Fa
               f" COALESCE(({policy}->>'bufferAfterMinutes')::int, ${n + 6})))")  # fmt: skip
     sql = f"""SELECT s.id, s.start_at, s.data FROM slots s JOIN schedules sc ON sc.id = s.schedule_id
            WHERE s.tenant_id = $1 AND s.status = 'free' AND s.start_at > now(){where}
+             AND (sc.data->>'active')::boolean IS NOT FALSE
              AND s.start_at >= ${n} AND s.start_at < ${n + 1} AND (s.start_at, s.id) > (${n + 2}, ${n + 3})
              AND NOT EXISTS (
                  SELECT 1 FROM appointments a

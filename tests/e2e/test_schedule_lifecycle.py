@@ -88,6 +88,10 @@ async def test_a_clinic_runs_its_schedule_for_months(service: Any) -> None:
         # one slot voided over HTTP; a held one cannot be
         status, reply = await request(client, "POST", f"/slots/{opened[0]['id']}/void", {"reason": "mistake"}, auth)
         assert status == 200 and reply["data"]["status"] == "entered-in-error", reply
+        voided = opened[0]["id"]
+        await client.events("scheduling.events.slot.updated",
+                            lambda es: any(e["data"]["id"] == voided and e["data"]["status"] == "entered-in-error"
+                                           for e in es))  # fmt: skip
         status, reply = await request(client, "POST", f"/slots/{booked_slot['id']}/void", {}, auth)
         assert status == 409 and reply["error"]["details"]["appointmentIds"] == [booked["id"]], reply
 
@@ -100,6 +104,11 @@ async def test_a_clinic_runs_its_schedule_for_months(service: Any) -> None:
         assert refused["error"]["code"] == "SLOT_NOT_AVAILABLE", refused
         code, view, _ = await client.get(f"/schedules/{sid}")
         assert code == 200 and view["data"]["active"] is False
+        closed = await client.events(
+            "scheduling.events.schedule.updated",
+            lambda es: any(e["data"]["id"] == sid and not e["data"]["active"] for e in es),
+        )
+        assert closed
         code, appointment, _ = await client.get(f"/appointments/{booked['id']}")
         assert appointment["data"]["status"] == "booked"
 
