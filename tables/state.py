@@ -23,12 +23,17 @@ class Parsed:
     a hit needs neither a store read (a RocksDB get and a JSON decode) nor a parse. A day index holds
     every slot of a resource's day; parsing it again for every booking was a quarter of the worker's
     CPU. The actor starts a fresh one whenever it (re)gains the partition. Models are frozen, so one
-    instance serves many decisions. Bounded (LRU).
+    instance serves many decisions.
+
+    Bounded by weight, least recently used first out: a value weighs one plus the entries of its
+    mappings (a day index weighs its slots, holders and appointments), so a worker whose bookings touch
+    many resources' days holds as much as one that touches a few (the RSS grew with them at 2,048 values).
     """
 
-    def __init__(self, size: int = 2048) -> None:
-        self._size = size
-        self._entries: OrderedDict[tuple[int, str], tuple[Any, BaseModel | None]] = OrderedDict()
+    def __init__(self, weight: int = 20_000) -> None:
+        self._limit = weight
+        self._weight = 0
+        self._entries: OrderedDict[tuple[int, str], tuple[Any, BaseModel | None, int]] = OrderedDict()
 
     def data(self, table: Table, key: str) -> Any:
         """The value of `key`: remembered, else read from the table (and remembered)."""
@@ -55,10 +60,15 @@ class Parsed:
     def remember(self, table: Table, key: str, data: Any, model: BaseModel | None) -> None:
         """`key` holds `data` (about to, once flushed); `model` is what it parses to, if known."""
         slot = (id(table), key)
-        self._entries[slot] = (data, model)
-        self._entries.move_to_end(slot)
-        if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+        weight = 1 + sum(len(v) for v in data.values() if isinstance(v, dict | list)) if isinstance(data, dict) else 1
+        previous = self._entries.pop(slot, None)
+        if previous is not None:
+            self._weight -= previous[2]
+        self._entries[slot] = (data, model, weight)
+        self._weight += weight
+        while self._weight > self._limit and len(self._entries) > 1:
+            _, (_, _, dropped) = self._entries.popitem(last=False)
+            self._weight -= dropped
 
 
 class TableState:
