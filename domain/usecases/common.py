@@ -6,7 +6,7 @@ from domain.booking_policy import Rules, rules_of
 from domain.decisions import Session
 from domain.model import Appointment, BookingPolicy, Schedule, Slot
 from domain.policy import require_own
-from domain.usecases.upkeep import closed
+from domain.usecases.upkeep import still_open
 
 
 def _check_patient(session: Session, patient_id: str) -> None:
@@ -15,9 +15,9 @@ def _check_patient(session: Session, patient_id: str) -> None:
 
 
 def _closed(session: Session, slot: Slot) -> bool:
-    """The slot's schedule takes no bookings at its time (inactive, outside its horizon or inside an
-    exception), even if the upkeep's later parts have not closed the slot yet."""
-    return closed(session.find(Schedule, slot.schedule_id), slot)
+    """The slot's schedule takes no bookings in it (inactive, outside its horizon, inside an exception, or
+    what opened it is gone), even if the upkeep's later parts have not closed the slot yet."""
+    return not still_open(session.find(Schedule, slot.schedule_id), slot)
 
 
 def _rules(session: Session, schedule_id: str | None) -> Rules:

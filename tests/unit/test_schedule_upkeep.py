@@ -22,7 +22,7 @@ from fakes import (
     pattern_body,
     schedule_body,
 )
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from domain.calendar import Calendar
@@ -234,6 +234,18 @@ OPS = st.lists(
 
 @settings(max_examples=120, deadline=None, database=None)
 @given(ops=OPS)
+@example(
+    ops=[
+        ("book", 29),
+        ("cancel", 18),
+        ("exception", 0, 12, 3, "available"),
+        ("horizon", 6),
+        ("book", 5),
+        ("remove", 0),
+        ("cancel", 1),
+        ("cancel", 21),
+    ]
+)  # a slot of a removed override freed by a cancel
 def test_slots_always_match_the_schedule_and_held_appointments_are_never_touched(ops: list[tuple[Any, ...]]) -> None:
     clinic = Clinic(days=7, capacity=2)  # two seats per slot: seats are part of every step
     exception_ids: list[str] = []
@@ -372,3 +384,15 @@ def test_a_pattern_opens_slots_with_its_capacity() -> None:
     body = schedule_body(days=1, pattern=pattern_body(["mon"], "09:00", "10:00", minutes=60, capacity=4))
     ok(state.run(cmd("schedule.create", **body)))
     assert [s.capacity for s in state.all(Slot)] == [4]
+
+
+def test_a_cancelled_booking_does_not_reopen_a_slot_whose_override_is_gone() -> None:
+    clinic = Clinic()
+    saturday = MONDAY + timedelta(days=5)
+    hours = {"start": iso(saturday + timedelta(hours=9)), "end": iso(saturday + timedelta(hours=10))}
+    added = ok(clinic.run("schedule.add-exception", scheduleId=clinic.id, kind="available", **hours))
+    (slot,) = [s for s in clinic.slots() if s.start.date() == saturday.date()]
+    appointment = ok(book(clinic.state, slot.id))
+    clinic.final(clinic.run("schedule.remove-exception", scheduleId=clinic.id, exceptionId=added["exceptionId"]))
+    ok(clinic.run("appointment.cancel", appointmentId=appointment["id"]))
+    assert clinic.state.get(Slot, slot.id).status is SlotStatus.BUSY_UNAVAILABLE
