@@ -272,16 +272,10 @@ class ResourceActor:
             await self.decide(partition, [(missed.key or b"", missed.value, partition, missed.offset)])
 
     async def _dispatch_reminders(self, batch: Batch, env: CommandEnvelope) -> dict[str, Any]:
-        async def decide_internal(key: bytes, internal: CommandEnvelope) -> DecisionRecord:
-            return await self.handle(batch, key, internal)
-
-        return await self._reminders.dispatch(env, batch.partition, batch.state, decide_internal)
+        return await self._reminders.dispatch(env, batch.partition, batch.state, partial(self.handle, batch))
 
     async def _expire_offers(self, batch: Batch, env: CommandEnvelope) -> dict[str, Any]:
-        async def decide_internal(key: bytes, internal: CommandEnvelope) -> DecisionRecord:
-            return await self.handle(batch, key, internal)
-
-        return await self._offers.sweep(env, batch.partition, batch.state, decide_internal)
+        return await self._offers.sweep(env, batch.partition, batch.state, partial(self.handle, batch))
 
     async def _expire_journal(self, batch: Batch, env: CommandEnvelope) -> dict[str, Any]:
         """Forget idempotency keys older than the configured TTL, on this partition only (its changelog)."""

@@ -9,11 +9,12 @@ runs twice (a redelivery, two timers) ends an offer once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from agents.reminders import DecideInternal
 from domain.commands import ExpireWaitlistOffer, ExpireWaitlistOffers, parse_as
 from domain.decisions import State
 from domain.ids import token_of
@@ -21,9 +22,6 @@ from domain.model import WaitlistEntry, WaitlistStatus
 from scheduling.core.routing import partition_of
 from scheduling.core.wire import Claims, CommandEnvelope
 from tables import Table
-
-#: decides an internal command on the actor's partition: (routing key, envelope) -> awaited
-DecideInternal = Callable[[bytes, CommandEnvelope], Awaitable[Any]]
 
 
 @dataclass(frozen=True)

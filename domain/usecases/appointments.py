@@ -15,21 +15,12 @@ from domain.errors import DomainError, ErrorCode, validation_error
 from domain.ids import mint, resource_token, token_of
 from domain.model import Actor, ActorType, Appointment, Participant, Period, Schedule, Slot, SlotStatus
 from domain.status import AppointmentStatus, can_transition
-from domain.usecases.common import _appointment_rules, _check_patient, _closed, _rules
+from domain.usecases.common import _appointment_rules, _check_patient, _check_version, _closed, _rules
 from domain.usecases.waitlist import _offer_to_waitlist
 
 S = AppointmentStatus
 #: Statuses that give the slot and the resource's time back.
 RELEASING = frozenset({S.CANCELLED, S.NOSHOW, S.ENTERED_IN_ERROR})
-
-
-def _check_version(entity: Appointment | Slot, expected: int | None) -> None:
-    if expected is not None and expected != entity.version:
-        raise DomainError(
-            ErrorCode.OPTIMISTIC_LOCK_CONFLICT,
-            f"expected version {expected}, current version is {entity.version}",
-            {"expectedVersion": expected, "currentVersion": entity.version},
-        )
 
 
 def _appointment_to_change(session: Session, appointment_id: str, expected_version: int | None) -> Appointment:

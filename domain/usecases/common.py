@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from domain.booking_policy import Rules, rules_of
 from domain.decisions import Session
-from domain.model import Appointment, BookingPolicy, Schedule, Slot
+from domain.errors import DomainError, ErrorCode
+from domain.model import Appointment, BookingPolicy, Entity, Schedule, Slot
 from domain.policy import require_own
 from domain.usecases.upkeep import still_open
 
@@ -12,6 +13,16 @@ from domain.usecases.upkeep import still_open
 def _check_patient(session: Session, patient_id: str) -> None:
     """A patient token acts only for its own patient (domain/policy.py)."""
     require_own(session.ctx.access, patient_id)
+
+
+def _check_version(entity: Entity, expected: int | None) -> None:
+    """Optimistic locking: the command names the version it was made against."""
+    if expected is not None and expected != entity.version:
+        raise DomainError(
+            ErrorCode.OPTIMISTIC_LOCK_CONFLICT,
+            f"expected version {expected}, current version is {entity.version}",
+            {"expectedVersion": expected, "currentVersion": entity.version},
+        )
 
 
 def _closed(session: Session, slot: Slot) -> bool:

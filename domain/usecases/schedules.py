@@ -17,7 +17,6 @@ from domain.ids import mint, resource_token, token_of
 from domain.model import (
     RESOURCE_ACTOR_TYPES,
     BookingPolicy,
-    Entity,
     Period,
     Schedule,
     ScheduleException,
@@ -26,6 +25,7 @@ from domain.model import (
 )
 from domain.pattern import PatternTooLarge, expand
 from domain.resource import MAX_SPAN
+from domain.usecases.common import _check_version
 from domain.usecases.upkeep import PATTERN, SLOTS_PER_DECISION, closed, new_slot, pattern_capacity, reconcile
 
 
@@ -134,15 +134,6 @@ def create_slot(cmd: c.CreateSlot, session: Session) -> dict[str, Any]:
 
 #: exceptions one schedule may hold: each is carried in every record of the schedule
 MAX_EXCEPTIONS = 500
-
-
-def _check_version(entity: Entity, expected: int | None) -> None:
-    if expected is not None and expected != entity.version:
-        raise DomainError(
-            ErrorCode.OPTIMISTIC_LOCK_CONFLICT,
-            f"expected version {expected}, current version is {entity.version}",
-            {"expectedVersion": expected, "currentVersion": entity.version},
-        )
 
 
 def _changed(session: Session, schedule: Schedule, window: Period) -> dict[str, Any]:

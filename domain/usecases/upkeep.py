@@ -73,24 +73,12 @@ def closed(schedule: Schedule | None, slot: Slot) -> bool:
 
 
 def still_open(schedule: Schedule | None, slot: Slot) -> bool:
-    """Does the schedule's definition keep this slot open now (the test the upkeep applies, for one slot)?
+    """Does the schedule's definition keep this slot open now (the upkeep's test, for one slot)?
 
     Used where a slot is given back outside the upkeep (a cancellation): a slot whose `available` exception
     was removed, or that the current pattern no longer has, does not become free again.
     """
-    if schedule is None:
-        return True
-    if closed(schedule, slot):
-        return False
-    if slot.origin is None:
-        return True
-    if slot.origin.startswith(AVAILABLE):
-        wanted = slot.origin.removeprefix(AVAILABLE)
-        return any(e.id == wanted and e.kind is ExceptionKind.AVAILABLE for e in schedule.exceptions)
-    effective, pattern = schedule.pattern_effective_from, schedule.availability_pattern
-    if effective is not None and slot.start < effective:
-        return True
-    return pattern is not None and any(p == slot.period for p in expand(pattern, slot.period))
+    return schedule is None or should_be_open(schedule, slot, offered(schedule, slot.period))
 
 
 def offered(schedule: Schedule, window: Period) -> dict[str, tuple[Period, str]]:
