@@ -33,6 +33,7 @@ from typing import Any
 
 from agents.cursor import Cursor
 from agents.failpoints import reached as failpoints_reached
+from agents.holds import HoldSweep
 from agents.journal import expired_keys
 from agents.offers import OfferSweep
 from agents.reminders import Reminders
@@ -46,7 +47,7 @@ from domain.policy import authorize_command
 from domain.usecases import decide
 from scheduling.core import metrics
 from scheduling.core.config import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, DECISIONS_TOPIC, Settings
-from scheduling.core.wire import CommandEnvelope, DecisionRecord, Unreadable, unreadable_command
+from scheduling.core.wire import PENDING, CommandEnvelope, DecisionRecord, Unreadable, unreadable_command
 from scheduling.streams.kafka import parking
 from tables import Tables
 from tables.state import Parsed, TableState
@@ -65,10 +66,13 @@ Send = Callable[[str, bytes, bytes, "int | None"], Awaitable[None]]
 Message = tuple[bytes, "bytes | None", int, int]
 
 
-def context_of(key: bytes, env: CommandEnvelope, policy: BookingPolicy = CONTRACT_DEFAULTS) -> Context:
+def context_of(
+    key: bytes, env: CommandEnvelope, policy: BookingPolicy = CONTRACT_DEFAULTS, hold_seconds: float = 120.0
+) -> Context:
     claims = env.claims
     return Context(
         policy=policy,
+        hold_for=timedelta(seconds=hold_seconds),
         tenant=claims.tenant,
         # ids and event ids derive from this: the same key on two resources is two commands
         command_id=f"{key.decode(errors='replace')}:{env.command_id}",
@@ -77,6 +81,10 @@ def context_of(key: bytes, env: CommandEnvelope, policy: BookingPolicy = CONTRAC
         scopes=claims.scopes,
         patient_id=claims.patient_id,
     )
+
+
+#: suffix of the journal key under which a saga's last record answers its starting command's repeats
+SETTLED = "\x1fsettled"
 
 
 def journal_key(key: bytes, env: CommandEnvelope) -> str:
@@ -125,11 +133,13 @@ class ResourceActor:
         self._cursor = cursor
         self._reminders = reminders
         self._offers = OfferSweep(tables.resources, settings.partitions)
+        self._holds = HoldSweep(tables.resources, settings.partitions)
         #: per partition, started afresh whenever an actor (re)gains it: another worker may have written it since
         self._parsed: dict[int, Parsed] = {}
         self._partition_wide: dict[str, Callable[[Batch, CommandEnvelope], Awaitable[dict[str, Any]]]] = {
             "reminder.dispatch": self._dispatch_reminders,
             "waitlist.expire-offers": self._expire_offers,
+            "holds.expire": self._expire_holds,
             "journal.expire": self._expire_journal,
         }
 
@@ -203,24 +213,37 @@ class ResourceActor:
         if prior is not None:
             if prior.delivery_id == env.delivery_id:  # the same message again: finish what it started
                 record = prior
-                batch.journal[journaled_as] = record.dump()  # again: the local store may be ahead of the changelog
+                self._journal(batch, journaled_as, record)  # again: the local store may be ahead of the changelog
                 batch.state.apply(record)
-            else:  # a repeat: the first reply, nothing more
+            else:  # a repeat: the first reply (a saga's, once it settled), nothing more
                 record = prior.repeat(env)
+                if prior.outcome == PENDING:
+                    record = record.answered_by(self._prior(batch, journaled_as + SETTLED))
             batch.publish(key, record)
             return record
         command = parse_command(env.type, env.body)
         started = time.perf_counter()
-        decision = decide(command, batch.state, context_of(key, env, self._settings.booking_policy))
+        decision = decide(
+            command, batch.state, context_of(key, env, self._settings.booking_policy, self._settings.hold_seconds)
+        )
         metrics.DECISION_SECONDS.labels(env.type).observe(time.perf_counter() - started)
         record = DecisionRecord.of(env, decision, routing_key=key.decode(errors="replace"))
         if len(record.encode()) > MAX_RECORD_BYTES:  # it could never be journaled: refused before it is
             too_large = {"field": "body", "message": f"its decision record would exceed {MAX_RECORD_BYTES} bytes"}
             raise DomainError(ErrorCode.VALIDATION_FAILED, "the command's outcome is too large to record", [too_large])
-        batch.journal[journaled_as] = record.dump()
+        self._journal(batch, journaled_as, record)
         batch.state.apply(record)
         batch.publish(key, record)
         return record
+
+    @staticmethod
+    def _journal(batch: Batch, journaled_as: str, record: DecisionRecord) -> None:
+        """Journal the record; one that settles a saga also under its starting command's key (`SETTLED`)."""
+        batch.journal[journaled_as] = record.dump()
+        if record.answers is not None:
+            caller, command_id = record.answers
+            key, _, command = command_id.partition(":")
+            batch.journal["\x1f".join((record.tenant, caller, key, command)) + SETTLED] = record.dump()
 
     async def _commit(self, batch: Batch) -> None:
         """The batch's durable steps; each waits for the broker's acknowledgement of all its writes."""
@@ -229,16 +252,17 @@ class ResourceActor:
         for journaled_as, entry in batch.journal.items():
             self._tables.journal[journaled_as] = entry
         await changelog.written()
-        failpoints_reached(failpoints, "journaled")
+        types = [command_type for command_type, _ in batch.outcomes]
+        failpoints_reached(failpoints, "journaled", types)
         batch.state.flush()
         await changelog.written()
-        failpoints_reached(failpoints, "applied")
+        failpoints_reached(failpoints, "applied", types)
 
         async def send() -> None:
             await asyncio.gather(*(self._send(topic, key, value, None) for topic, key, value in batch.outbox))
 
         await until_done(send, f"outbox writes of a batch of partition {batch.partition}")
-        failpoints_reached(failpoints, "published")
+        failpoints_reached(failpoints, "published", types)
         self._cursor.advance(batch.partition, batch.last_offset)
         await changelog.written()
         for command_type, outcome in batch.outcomes:
@@ -276,6 +300,9 @@ class ResourceActor:
 
     async def _expire_offers(self, batch: Batch, env: CommandEnvelope) -> dict[str, Any]:
         return await self._offers.sweep(env, batch.partition, batch.state, partial(self.handle, batch))
+
+    async def _expire_holds(self, batch: Batch, env: CommandEnvelope) -> dict[str, Any]:
+        return await self._holds.sweep(env, batch.partition, batch.state, partial(self.handle, batch))
 
     async def _expire_journal(self, batch: Batch, env: CommandEnvelope) -> dict[str, Any]:
         """Forget idempotency keys older than the configured TTL, on this partition only (its changelog)."""

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 
-def reached(folder: str | None, name: str) -> None:
+def reached(folder: str | None, name: str, command_types: Iterable[str] = ()) -> None:
+    """Exit at failpoint `name`, or at `name-<type>` when the batch holds a command of that type (a saga's
+    step: `journaled-saga.hold`)."""
     if folder is None:
         return
-    armed = Path(folder) / name
-    try:
-        armed.unlink()
-    except FileNotFoundError:
-        return
-    log.critical("failpoint %s reached: exiting", name)
-    os._exit(137)
+    for armed in (Path(folder) / n for n in (name, *(f"{name}-{t}" for t in sorted(set(command_types))))):
+        try:
+            armed.unlink()
+        except FileNotFoundError:
+            continue
+        log.critical("failpoint %s reached: exiting", armed.name)
+        os._exit(137)

@@ -1,4 +1,5 @@
-"""Commands in: NATS requests and publishes on `scheduling.cmd.>` and portal requests onto the commands topic.
+"""Commands in: NATS requests and publishes on `scheduling.cmd.>` and portal requests (read through a JetStream
+durable consumer) onto the commands topic.
 
 The bridge authenticates, validates and routes; it never decides. A request's
 reply is sent by the projector once the decision is visible to queries
@@ -29,6 +30,7 @@ from scheduling.core.catalog import PUBLIC_NAMES
 from scheduling.core.config import COMMAND_SUBJECT_PREFIX, COMMANDS_TOPIC, DECISIONS_TOPIC, PORTAL_SUBJECT, Settings
 from scheduling.core.routing import fan_out
 from scheduling.core.wire import Claims, CommandEnvelope, DecisionRecord
+from scheduling.streams import durable
 
 log = logging.getLogger(__name__)
 QUEUE_GROUP = "scheduling-bridge"
@@ -44,25 +46,30 @@ class CommandBridge:
         self._verifier = verifier
         self._subscriptions: list[Any] = []
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._portal: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Commands by request or publish; portal requests through their durable consumer (scheduling/streams/
+        durable.py: the stream keeps what arrives while no bridge runs)."""
         self._subscriptions = [
             await self._nc.subscribe(f"{COMMAND_SUBJECT_PREFIX}>", queue=QUEUE_GROUP, cb=self._on_command),
-            await self._nc.subscribe(PORTAL_SUBJECT, queue=QUEUE_GROUP, cb=self._on_portal),
         ]
+        self._portal = asyncio.create_task(
+            durable.consume(self._nc.jetstream(), PORTAL_SUBJECT, self.take_portal_request)
+        )
 
     async def stop(self) -> None:
         for sub in self._subscriptions:
             await sub.unsubscribe()
+        if self._portal is not None:
+            self._portal.cancel()
+            await asyncio.gather(self._portal, return_exceptions=True)
         await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def _on_command(self, msg: Msg) -> None:
         name = msg.subject.removeprefix(COMMAND_SUBJECT_PREFIX)
         headers = msg.headers or {}
         await self._submit(msg, name, headers.get("Nats-Msg-Id"), source="nats")
-
-    async def _on_portal(self, msg: Msg) -> None:
-        await self._submit(msg, BridgePortalAppointment.NAME, None, source="portal")
 
     async def _submit(self, msg: Msg, name: str, msg_id: str | None, *, source: str) -> None:
         """Answer every message: a refusal at once, or the envelope handed to the stream (the projector answers)."""
@@ -76,6 +83,38 @@ class CommandBridge:
             await self._refuse(msg, name, msg_id, source, None, None, error)
 
     async def _hand_over(self, msg: Msg, name: str, msg_id: str | None, source: str) -> None:
+        prepared = await self._prepare(msg, name, msg_id, source)
+        if prepared is None:
+            return
+        env, key = prepared
+        try:
+            # enqueued in arrival order (per partition, the order the commands came in); acknowledged apart,
+            # so the next message is read while this one travels to the broker
+            delivered = await asyncio.wait_for(
+                self._producer.send(COMMANDS_TOPIC, env.encode(), key=key), self._settings.command_timeout
+            )
+        except Exception as exc:
+            await self._unavailable(msg, env, exc)
+            return
+        task = asyncio.create_task(self._acknowledged(msg, env, delivered))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def take_portal_request(self, msg: Msg) -> None:
+        """A portal request from its durable consumer: returns once the command is on the commands topic (the
+        message is then acknowledged), raises if it could not be handed over (it is delivered again). A refusal
+        is recorded, as for any command; nobody waits for a reply."""
+        quiet = Msg(self._nc, subject=msg.subject, reply="", data=msg.data, headers=msg.headers)
+        prepared = await self._prepare(quiet, BridgePortalAppointment.NAME, None, "portal")
+        if prepared is not None:
+            env, key = prepared
+            send = self._producer.send_and_wait(COMMANDS_TOPIC, env.encode(), key=key)
+            await asyncio.wait_for(send, self._settings.command_timeout)
+
+    async def _prepare(
+        self, msg: Msg, name: str, msg_id: str | None, source: str
+    ) -> tuple[CommandEnvelope, bytes] | None:
+        """The envelope and routing key of a command, or None once it is refused (answered and recorded)."""
         headers = msg.headers or {}
         claims: Claims | None = None
         body: Any = None
@@ -94,7 +133,7 @@ class CommandBridge:
             command = parse_command(name, body)
             if isinstance(command, PartitionWide):
                 await self._fan_out(msg, claims, command, msg_id)
-                return
+                return None
             env = CommandEnvelope.new(
                 command_type=name, body=body, claims=claims, command_id=msg_id or command.command_id,
                 reply_to=msg.reply or None, source=source,
@@ -107,19 +146,8 @@ class CommandBridge:
             key = command_token(command, claims.tenant).encode()
         except DomainError as error:
             await self._refuse(msg, name, msg_id, source, claims, body, error)
-            return
-        try:
-            # enqueued in arrival order (per partition, the order the commands came in); acknowledged apart,
-            # so the next message is read while this one travels to the broker
-            delivered = await asyncio.wait_for(
-                self._producer.send(COMMANDS_TOPIC, env.encode(), key=key), self._settings.command_timeout
-            )
-        except Exception as exc:
-            await self._unavailable(msg, env, exc)
-            return
-        task = asyncio.create_task(self._acknowledged(msg, env, delivered))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+            return None
+        return env, key
 
     async def _acknowledged(self, msg: Msg, env: CommandEnvelope, delivered: asyncio.Future[Any]) -> None:
         try:

@@ -6,7 +6,8 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
-from scheduling.core.config import DLQ_STREAM, EVENTS_STREAM, REMINDER_SUBJECT, Settings
+from scheduling.core.config import DLQ_STREAM, EVENTS_STREAM, INPUT_SUBJECTS, REMINDER_SUBJECT, Settings
+from scheduling.streams.durable import ensure_inputs_stream
 
 NOTIFICATIONS_STREAM = "NOTIFICATIONS"
 
@@ -29,3 +30,4 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
             await js.add_stream(config)
         except BadRequestError:
             await js.update_stream(config)
+    await ensure_inputs_stream(js, INPUT_SUBJECTS, window)

@@ -61,23 +61,38 @@ class Calendar:
         self._session.save_day(bucket.model_copy(update={"slots": {**bucket.slots, slot.id: ref}}))
 
     def hold(self, slot: Slot, appointment: Appointment) -> None:
+        self.take(slot, appointment.id, appointment.period)
+
+    def take(self, slot: Slot, appointment_id: str, period: Period) -> None:
+        """A seat of `slot` for the appointment, and its time on this calendar."""
         bucket = self._bucket(slot)
-        seats = [*bucket.holders.get(slot.id, []), appointment.id]
+        seats = [*bucket.holders.get(slot.id, []), appointment_id]
         self._session.save_day(bucket.model_copy(update={"holders": {**bucket.holders, slot.id: seats}}))
-        bucket = self._bucket(appointment)
-        self._session.save_day(
-            bucket.model_copy(update={"appointments": {**bucket.appointments, appointment.id: appointment.period}})
-        )
+        self.occupy(appointment_id, period)
+
+    def occupy(self, key: str, period: Period) -> None:
+        """`key` (an appointment, or a booking in progress) takes `period` of this calendar's time."""
+        bucket = self._bucket(period)
+        self._session.save_day(bucket.model_copy(update={"appointments": {**bucket.appointments, key: period}}))
+
+    def vacate(self, key: str, period: Period) -> None:
+        """Forget `key`'s time, if it is still `period` (a later hold of the same appointment keeps its own)."""
+        bucket = self._bucket(period)
+        if bucket.appointments.get(key) == period:
+            rest = {k: v for k, v in bucket.appointments.items() if k != key}
+            self._session.save_day(bucket.model_copy(update={"appointments": rest}))
 
     def release(self, slot: Slot | None, appointment: Appointment) -> bool:
         """Forget the appointment's time; True if it held `slot`, which the caller then frees."""
-        bucket = self._bucket(appointment)
-        rest = {k: v for k, v in bucket.appointments.items() if k != appointment.id}
-        self._session.save_day(bucket.model_copy(update={"appointments": rest}))
-        if slot is None or appointment.id not in self.holders(slot):
+        return self.give_back(slot, appointment.id, appointment.period)
+
+    def give_back(self, slot: Slot | None, appointment_id: str, period: Period) -> bool:
+        """Forget the appointment's time `period`; True if it held `slot`, which the caller then frees."""
+        self.vacate(appointment_id, period)
+        if slot is None or appointment_id not in self.holders(slot):
             return False
         bucket = self._bucket(slot)
-        seats = [a for a in bucket.holders.get(slot.id, []) if a != appointment.id]
+        seats = [a for a in bucket.holders.get(slot.id, []) if a != appointment_id]
         holders = {k: v for k, v in bucket.holders.items() if k != slot.id} | ({slot.id: seats} if seats else {})
         self._session.save_day(bucket.model_copy(update={"holders": holders}))
         return True

@@ -26,11 +26,14 @@ from domain.model import (
     Slot,
     UtcDatetime,
 )
+from domain.saga import MAX_ADDITIONAL_SLOTS, Failure, SagaId, SagaPlan, SagaStep
 from domain.status import AppointmentStatus
 
 Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(safe_text)]
 CommandId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(safe_name)]
 Version = Annotated[int, Field(ge=1)]
+#: slots of other resources held together with the main one, all or nothing
+AdditionalSlots = Annotated[list[Id], Field(max_length=MAX_ADDITIONAL_SLOTS)]
 
 
 def _end_after_start(end: datetime | None, info: ValidationInfo) -> datetime | None:
@@ -54,6 +57,7 @@ class BookAppointment(Command):
     participants: Annotated[list[Participant], Field(max_length=20)] = []
     description: Annotated[str, Field(max_length=2000), AfterValidator(safe_text)] | None = None
     allow_double_booking: bool = False
+    additional_slot_ids: AdditionalSlots = []
 
 
 class RescheduleAppointment(Command):
@@ -61,6 +65,8 @@ class RescheduleAppointment(Command):
     appointment_id: Id
     new_slot_id: Id
     expected_version: Version | None = None
+    #: the other resources' slots at the new time; those held before are given back
+    additional_slot_ids: AdditionalSlots = []
 
 
 class UpdateAppointmentStatus(Command):
@@ -322,6 +328,47 @@ class ExpireWaitlistOffer(Command):
     now: UtcDatetime | None = None
 
 
+class HoldForSaga(Command):
+    """Internal: on a step's partition, take what step `at` of the plan names (domain/usecases/sagas.py)."""
+
+    NAME: ClassVar[str] = "saga.hold"
+    plan: SagaPlan
+    at: Annotated[int, Field(ge=0)]
+
+
+class SettleSaga(Command):
+    """Internal: on the home's partition, end the saga: every step held, or `failure`."""
+
+    NAME: ClassVar[str] = "saga.settle"
+    plan: SagaPlan
+    failure: Failure | None = None
+
+
+class ConfirmSagaStep(Command):
+    """Internal: on a step's partition, what step `at` held is the appointment's for good."""
+
+    NAME: ClassVar[str] = "saga.confirm"
+    plan: SagaPlan
+    at: Annotated[int, Field(ge=0)]
+
+
+class ReleaseSagaStep(Command):
+    """Internal: on a step's partition, give back what saga `saga_id` held there, or (without it) what the
+    appointment held there."""
+
+    NAME: ClassVar[str] = "saga.release"
+    appointment_id: Id
+    step: SagaStep
+    period: Period | None = None
+    saga_id: SagaId | None = None
+
+
+class ExpireHolds(PartitionWide):
+    """Each partition's actor ends the sagas it decides that are still waiting past their expiry."""
+
+    NAME: ClassVar[str] = "holds.expire"
+
+
 COMMANDS: dict[str, type[Command]] = {
     cls.NAME: cls
     for cls in (
@@ -352,6 +399,11 @@ COMMANDS: dict[str, type[Command]] = {
         RemoveScheduleException,
         VoidSlot,
         ReconcileSchedule,
+        HoldForSaga,
+        SettleSaga,
+        ConfirmSagaStep,
+        ReleaseSagaStep,
+        ExpireHolds,
     )
 }
 

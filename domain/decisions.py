@@ -9,7 +9,7 @@ until the caller applies the decision, so a refusal changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from domain.booking_policy import CONTRACT_DEFAULTS
@@ -43,6 +43,8 @@ class Context:
     patient_id: str | None = None
     #: the service-wide booking rules, for what a schedule's own policy leaves out
     policy: BookingPolicy = CONTRACT_DEFAULTS
+    #: how long a saga may hold slots of other resources before the home gives them back
+    hold_for: timedelta = timedelta(minutes=2)
 
     @property
     def access(self) -> Access:
@@ -76,6 +78,10 @@ class Decision:
     indexes: list[ResourceIndex | DayIndex] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     follow_ups: list[FollowUp] = field(default_factory=list)
+    #: the caller is answered by a saga's last step: the starting command's outcome is "pending" until then
+    pending: bool = False
+    #: (caller, command id) of the command whose saga this decision settles: a repeat of it gets this reply
+    answers: tuple[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -106,6 +112,9 @@ class Session:
         self._days: dict[str, DayIndex] = {}
         self._events: list[Event] = []
         self._follow_ups: list[FollowUp] = []
+        self._pending = False
+        self._answers: tuple[str, str] | None = None
+        self._refusal: DomainError | None = None
 
     def find(self, cls: type[E], entity_id: str) -> E | None:
         """The tenant's entity, or None: another tenant's data does not exist for the caller."""
@@ -167,9 +176,22 @@ class Session:
     def follow_up(self, token: str, command: str, body: dict[str, Any], *, carries_reply: bool = False) -> None:
         self._follow_ups.append(FollowUp(token, command, body, carries_reply))
 
+    def await_saga(self) -> None:
+        """The caller's reply waits for the saga this decision starts (its follow-ups carry the reply)."""
+        self._pending = True
+
+    def settle(self, caller: str, command_id: str, refusal: DomainError | None = None) -> None:
+        """This decision ends the saga of `command_id`: with `refusal`, the reply is that error, yet the changes
+        (what the saga held, given back) still apply."""
+        self._answers = (caller, command_id)
+        self._refusal = refusal
+
     def decision(self, data: dict[str, Any]) -> Decision:
         return Decision(
-            data=data,
+            data=None if self._refusal else data,
+            error=self._refusal,
+            pending=self._pending,
+            answers=self._answers,
             changes=list(self._entities.values()),
             indexes=[*self._indexes.values(), *self._days.values()],
             events=list(self._events),

@@ -233,6 +233,16 @@ class SlotStatus(StrEnum):
     ENTERED_IN_ERROR = "entered-in-error"
 
 
+class SlotHold(Model):
+    """A seat held for an appointment by a booking or move that spans resources (domain/usecases/sagas.py),
+    until the resource that decides it (`home`) confirms or releases it."""
+
+    saga_id: str
+    appointment_id: str
+    home: str
+    expires_at: UtcDatetime
+
+
 class Slot(Entity):
     kind: ClassVar[str] = "slot"
     schedule_id: str
@@ -245,6 +255,8 @@ class Slot(Entity):
     booked: Annotated[int, Field(ge=0)] = 0
     #: what opened it: "pattern", "available:<exception id>", or nothing for a slot created by hand
     origin: str | None = None
+    #: seats held (counted in `booked`) for bookings that span resources, not yet confirmed
+    holds: list[SlotHold] = []
     #: Denormalized from the schedule so the read model can search by provider and location.
     provider_id: str | None = None
     location_id: str | None = None
@@ -268,6 +280,15 @@ class Participant(Model):
     status: ParticipantStatus = ParticipantStatus.ACCEPTED
 
 
+class PendingMove(Model):
+    """A reschedule that spans resources, in progress: the target slots are being held."""
+
+    saga_id: str
+    slot_id: str
+    additional_slot_ids: list[str] = []
+    expires_at: UtcDatetime
+
+
 class Appointment(Entity):
     kind: ClassVar[str] = "appointment"
     status: AppointmentStatus
@@ -281,6 +302,9 @@ class Appointment(Entity):
     cancellation_reason: str | None = None
     provider_id: str | None = None
     location_id: str | None = None
+    #: slots of other resources (a room, a device, a second practitioner) held with `slot_id`
+    additional_slot_ids: list[str] = []
+    pending_move: PendingMove | None = None
     #: lead times (minutes) whose reminder hand-off was acknowledged; each is sent once
     reminders_sent: list[int] = []
 

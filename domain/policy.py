@@ -38,6 +38,7 @@ COMMAND_SCOPES: dict[str, str] = {
     "waitlist.cancel": WRITE,
     "reminder.dispatch": ADMIN,
     "waitlist.expire-offers": ADMIN,
+    "holds.expire": ADMIN,
     "portal.appointment.requested": WRITE,
 }
 #: what a patient token may ask for; for its own patient only (`require_own`)

@@ -3,9 +3,11 @@
 They hold exactly what a decision needs without scanning, and are split so
 that one booking rewrites a few small records, not a resource's whole calendar:
 
-- `ResourceIndex` (one per resource): its schedules and waiting waitlist entries;
+- `ResourceIndex` (one per resource): its waiting waitlist entries and the sagas it decides, in progress;
 - `DayIndex` (one per resource and UTC day): the slots and active appointments
-  that start that day, and which appointment holds which slot.
+  that start that day, and which appointment holds which slot. A patient has
+  day indexes too (keyed by the patient's token): the times of its active
+  appointments, and of bookings in progress under their saga id.
 
 A slot or appointment lasts at most MAX_SPAN, so whatever overlaps a period
 starts on one of the days `days_touching` lists.
@@ -19,6 +21,7 @@ from typing import Any, ClassVar
 from pydantic import field_validator
 
 from domain.model import Model, Period
+from domain.saga import SagaPlan
 
 MAX_SPAN = timedelta(hours=24)
 
@@ -37,6 +40,8 @@ class ResourceIndex(Model):
     KIND: ClassVar[str] = "resource"
     token: str
     waitlist: list[str] = []
+    #: saga id -> plan of the bookings and moves across resources this resource decides, until settled
+    sagas: dict[str, SagaPlan] = {}
     #: +1 per decision that changes it, so re-applying an older decision never rolls it back
     version: int = 0
 

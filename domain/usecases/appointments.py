@@ -1,11 +1,14 @@
 """Use cases of an appointment: booking (by staff or from the portal), rescheduling, status changes, cancellation
-and check-in. Each holds or gives back its slot and the resource's time in the same decision."""
+and check-in.
+
+Booking and rescheduling hold the patient's time and any other resource's slots first, by a saga
+(domain/usecases/sagas.py), and take this resource's slot when it settles; status changes and cancellation
+give back this resource's slot in the same decision and the others' by internal commands.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from domain import commands as c
 from domain.booking_policy import check_started
@@ -13,12 +16,17 @@ from domain.calendar import Calendar
 from domain.decisions import DOUBLE_BOOK, Session
 from domain.errors import DomainError, ErrorCode, validation_error
 from domain.ids import mint, resource_token, token_of
-from domain.model import Actor, ActorType, Appointment, Participant, Period, Schedule, Slot, SlotStatus
+from domain.model import Actor, ActorType, Appointment, Participant, PendingMove, Period, Slot, SlotStatus
+from domain.saga import Intent, NewAppointment, SagaPlan, SagaStep, StepKind, Target
 from domain.status import AppointmentStatus, can_transition
-from domain.usecases.common import _appointment_rules, _check_patient, _check_version, _closed, _rules
+from domain.usecases import sagas
+from domain.usecases.common import _appointment_rules, _check_patient, _check_version
+from domain.usecases.seats import _bookable, _hold, _release, patient_token
 from domain.usecases.waitlist import _offer_to_waitlist
 
 S = AppointmentStatus
+#: statuses an appointment may be rescheduled from
+MOVABLE = frozenset({S.PROPOSED, S.PENDING, S.BOOKED})
 #: Statuses that give the slot and the resource's time back.
 RELEASING = frozenset({S.CANCELLED, S.NOSHOW, S.ENTERED_IN_ERROR})
 
@@ -31,126 +39,107 @@ def _appointment_to_change(session: Session, appointment_id: str, expected_versi
     return appointment
 
 
-def _hold(session: Session, slot: Slot, appointment: Appointment, status: SlotStatus) -> None:
-    """Take a seat of the slot; the slot becomes `status` once its last seat is taken, and stays free before."""
-    booked = slot.booked + 1
-    session.save(
-        slot.model_copy(update={"booked": booked, "status": status if booked >= slot.capacity else SlotStatus.FREE})
-    )
-    Calendar(session, token_of(slot.id)).hold(slot, appointment)
+def _steps(session: Session, home: str, patient_id: str, slot_ids: list[str]) -> list[SagaStep]:
+    """The saga's steps: every slot of another resource than `home`, then the patient's time."""
+    steps = [SagaStep(kind=StepKind.SLOT, token=token_of(s), slot_id=s) for s in slot_ids if token_of(s) != home]
+    return [*steps, SagaStep(kind=StepKind.PATIENT, token=patient_token(session.ctx.tenant, patient_id))]
 
 
-def _release(session: Session, appointment: Appointment) -> Slot | None:
-    """Give the appointment's slot and time back; the slot stays unavailable inside an exception.
-
-    Returns the slot if it became free.
-    """
-    slot = session.find(Slot, appointment.slot_id)
-    if not Calendar(session, token_of(appointment.id)).release(slot, appointment) or slot is None:
-        return None
-    status = SlotStatus.BUSY_UNAVAILABLE if _closed(session, slot) else SlotStatus.FREE
-    saved = session.save(slot.model_copy(update={"status": status, "booked": max(slot.booked - 1, 0)}))
-    return saved if status is SlotStatus.FREE else None
+def _additional(main: str, additional: list[str], current: str | None = None) -> list[str]:
+    if len(set(additional)) != len(additional) or main in additional or (current is not None and current in additional):
+        problem = "additionalSlotIds must be distinct slots other than the main one"
+        raise validation_error([{"field": "additionalSlotIds", "message": problem}])
+    return additional
 
 
-def _book_into(
+def _start_booking(
     session: Session,
     *,
     slot_id: str,
+    additional_slot_ids: list[str],
     patient_id: str,
     status: AppointmentStatus,
-    slot_status: SlotStatus,
     allow_double_booking: bool,
     service_type: str | None,
     participants: list[Participant],
     description: str | None,
     seed: str,
 ) -> dict[str, Any]:
-    slot = session.get(Slot, slot_id, ErrorCode.SLOT_NOT_FOUND)
-    if slot.status is not SlotStatus.FREE:
-        raise DomainError(ErrorCode.SLOT_NOT_AVAILABLE, f"slot {slot.id} is {slot.status.value}")
-    if _closed(session, slot):  # closed by the schedule, though the upkeep's later parts may not have closed it yet
-        raise DomainError(ErrorCode.SLOT_NOT_AVAILABLE, f"slot {slot.id} is closed (schedule inactive or exception)")
-    schedule = session.get(Schedule, slot.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
-    _rules(session, schedule.id).check_booking(slot.start, session.ctx.now, patient=session.ctx.access.is_patient)
-    token = token_of(slot.id)
-    overlapping = _resource_time(session, schedule, slot, allow_double_booking=allow_double_booking)
+    """Check what this resource holds, then hold the other resources' slots and the patient's time (a saga).
+
+    The appointment is created when the saga settles here, after the same checks again."""
+    patient = session.ctx.access.is_patient
+    slot, _, _ = _bookable(session, slot_id, allow_double_booking=allow_double_booking, patient=patient)
+    home = token_of(slot.id)
+    appointment_id = mint("ap", home, session.ctx.tenant, seed)
+    if session.exists("appointment", appointment_id):
+        raise validation_error([{"field": "commandId", "message": "already used for another appointment"}])
+    additional = _additional(slot.id, additional_slot_ids)
+    plan = SagaPlan(
+        id=session.ctx.command_id,
+        tenant=session.ctx.tenant,
+        intent=Intent.BOOK,
+        home=home,
+        appointment_id=appointment_id,
+        patient_id=patient_id,
+        slot_id=slot.id,
+        additional_slot_ids=additional,
+        period=slot.period,
+        steps=_steps(session, home, patient_id, additional),
+        expires_at=session.ctx.now + session.ctx.hold_for,
+        by_patient=patient,
+        allow_double_booking=allow_double_booking,
+        origin_caller=str(session.ctx.subject),
+        origin_command=session.ctx.command_id,
+        booking=NewAppointment(
+            status=status, service_type=service_type, participants=participants, description=description
+        ),
+    )
+    return sagas.start(session, plan)
+
+
+def create_appointment(session: Session, plan: SagaPlan) -> dict[str, Any]:
+    """A booking's saga held every other resource: check this resource's slots again, then book."""
+    assert plan.booking is not None
+    booking = plan.booking
+    patient, double = plan.by_patient, plan.allow_double_booking
+    slot, schedule, overlapping = _bookable(session, plan.slot_id, allow_double_booking=double, patient=patient)
+    local = [
+        _bookable(session, s, allow_double_booking=double, patient=patient)[0]
+        for s in plan.additional_slot_ids
+        if token_of(s) == plan.home
+    ]
+    if session.exists("appointment", plan.appointment_id):
+        raise validation_error([{"field": "commandId", "message": "already used for another appointment"}])
     appointment = Appointment(
-        id=mint("ap", token, session.ctx.tenant, seed),
+        id=plan.appointment_id,
         tenant_id=session.ctx.tenant,
-        status=status,
+        status=booking.status,
         slot_id=slot.id,
         start=slot.start,
         end=slot.end,
-        service_type=service_type or schedule.service_type,
+        service_type=booking.service_type or schedule.service_type,
         participants=[
             Participant(actor=schedule.actor),
-            Participant(actor=Actor(reference=f"Patient/{patient_id}", type=ActorType.PATIENT)),
-            *participants,
+            Participant(actor=Actor(reference=f"Patient/{plan.patient_id}", type=ActorType.PATIENT)),
+            *booking.participants,
+            *(Participant(actor=a) for a in plan.actors),
         ],
-        patient_id=patient_id,
-        description=description,
+        patient_id=plan.patient_id,
+        description=booking.description,
         provider_id=schedule.actor.reference,
         location_id=schedule.location_id,
+        additional_slot_ids=plan.additional_slot_ids,
     )
-    if session.exists("appointment", appointment.id):
-        raise validation_error([{"field": "commandId", "message": "already used for another appointment"}])
+    slot_status = SlotStatus.BUSY_TENTATIVE if booking.status is S.PROPOSED else SlotStatus.BUSY
     if overlapping:
         slot = slot.model_copy(update={"overbooked": True})
     _hold(session, slot, appointment, slot_status)
+    for other in local:
+        _hold(session, other, appointment, slot_status)
     saved = session.save(appointment)
     session.emit("appointment.created", saved)
     return saved.dump()
-
-
-def _resource_time(
-    session: Session, schedule: Schedule, slot: Slot, *, allow_double_booking: bool, moving: str | None = None
-) -> list[str]:
-    """May the resource take one more appointment in `slot`? Returns the overlapping appointments that
-    `allowDoubleBooking` overrides.
-
-    The resource's other active appointments may not overlap the slot, nor lie within the schedule's buffers
-    around it (`bufferBeforeMinutes` / `bufferAfterMinutes`, both ways): DOUBLE_BOOKING_DETECTED, unless
-    overridden. `maxPerDay` counts the resource's active appointments starting on the slot's local day
-    (the pattern's timezone, else UTC): BOOKING_LIMIT_REACHED, never overridden.
-    """
-    rules = _rules(session, schedule.id)
-    calendar = Calendar(session, token_of(slot.id))
-    overlapping = calendar.overlapping_appointments(slot.period, excluding=moving, seats_of=slot)
-    before, after = rules.buffer_before, rules.buffer_after
-    buffered: list[str] = []
-    if before or after:  # its own buffers around the slot, and the others' (the same policy) around theirs
-        around = {
-            *calendar.overlapping_appointments(
-                Period(start=slot.start - before, end=slot.end + after), excluding=moving, seats_of=slot
-            ),
-            *calendar.overlapping_appointments(
-                Period(start=slot.start - after, end=slot.end + before), excluding=moving, seats_of=slot
-            ),
-        }
-        buffered = sorted(around - set(overlapping))
-    if (overlapping or buffered) and not allow_double_booking:
-        details: dict[str, Any] = {"appointmentIds": overlapping or buffered}
-        if not overlapping:
-            details["rule"] = "buffer"
-        raise DomainError(
-            ErrorCode.DOUBLE_BOOKING_DETECTED,
-            f"{schedule.actor.reference} already has an appointment at or around this time",
-            details,
-        )
-    if rules.max_per_day is not None:
-        zone = ZoneInfo(schedule.availability_pattern.timezone if schedule.availability_pattern else "UTC")
-        local = slot.start.astimezone(zone).date()
-        day_start = datetime.combine(local, time(), tzinfo=zone).astimezone(UTC)
-        day_end = datetime.combine(local + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
-        that_day = calendar.starting(Period(start=day_start, end=day_end), excluding=moving)
-        if len(that_day) >= rules.max_per_day:
-            raise DomainError(
-                ErrorCode.BOOKING_LIMIT_REACHED,
-                f"{schedule.actor.reference} has {len(that_day)} appointments on {local.isoformat()}",
-                {"maxPerDay": rules.max_per_day, "day": local.isoformat()},
-            )
-    return overlapping
 
 
 def book(cmd: c.BookAppointment, session: Session) -> dict[str, Any]:
@@ -160,12 +149,12 @@ def book(cmd: c.BookAppointment, session: Session) -> dict[str, Any]:
             "allowDoubleBooking needs scope scheduling:double-book",
         )
     _check_patient(session, cmd.patient_id)
-    return _book_into(
+    return _start_booking(
         session,
         slot_id=cmd.slot_id,
+        additional_slot_ids=cmd.additional_slot_ids,
         patient_id=cmd.patient_id,
         status=S.BOOKED,
-        slot_status=SlotStatus.BUSY,
         allow_double_booking=cmd.allow_double_booking,
         service_type=cmd.service_type,
         participants=cmd.participants,
@@ -177,12 +166,12 @@ def book(cmd: c.BookAppointment, session: Session) -> dict[str, Any]:
 def portal_request(cmd: c.BridgePortalAppointment, session: Session) -> dict[str, Any]:
     _check_patient(session, cmd.patient_id)
     slot_id = cmd.slot_id or _find_free_slot(session, cmd)
-    return _book_into(
+    return _start_booking(
         session,
         slot_id=slot_id,
+        additional_slot_ids=[],
         patient_id=cmd.patient_id,
         status=S.PROPOSED,
-        slot_status=SlotStatus.BUSY_TENTATIVE,
         allow_double_booking=False,
         service_type=cmd.service_type,
         participants=[],
@@ -203,40 +192,117 @@ def _find_free_slot(session: Session, cmd: c.BridgePortalAppointment) -> str:
 
 
 def reschedule(cmd: c.RescheduleAppointment, session: Session) -> dict[str, Any]:
+    """Move the appointment to a slot of any resource, with other resources' slots at the new time (a saga).
+
+    What this resource holds is checked now and again when the saga settles; the other resources' slots and
+    the patient's new time are held by the saga's steps. Until it settles the appointment shows `pendingMove`.
+    """
     appointment = _appointment_to_change(session, cmd.appointment_id, cmd.expected_version)
-    if appointment.status not in {S.PROPOSED, S.PENDING, S.BOOKED}:
+    if appointment.status not in MOVABLE:
         raise DomainError(
             ErrorCode.INVALID_STATUS_TRANSITION,
             f"a {appointment.status.value} appointment cannot be rescheduled",
         )
-    token = token_of(appointment.id)
-    if token_of(cmd.new_slot_id) != token:
+    if appointment.pending_move is not None:
         raise DomainError(
-            ErrorCode.NEW_SLOT_NOT_AVAILABLE,
-            "the new slot belongs to another resource; cancel and book instead",
-            {"reason": "other-resource"},
+            ErrorCode.INVALID_STATUS_TRANSITION,
+            "the appointment is being moved already",
+            {"reason": "move-pending", "sagaId": appointment.pending_move.saga_id},
         )
     patient, now = session.ctx.access.is_patient, session.ctx.now
     _appointment_rules(session, appointment).check_cancellation(appointment.start, now, patient=patient)
-    new_slot = session.get(Slot, cmd.new_slot_id, ErrorCode.SLOT_NOT_FOUND)
-    if new_slot.id == appointment.slot_id or new_slot.status is not SlotStatus.FREE:
-        raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, f"slot {new_slot.id} is not free")
-    _rules(session, new_slot.schedule_id).check_booking(new_slot.start, now, patient=patient)
-    if _closed(session, new_slot):
-        raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, f"slot {new_slot.id} is closed (schedule or exception)")
-    new_schedule = session.get(Schedule, new_slot.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
-    _resource_time(session, new_schedule, new_slot, allow_double_booking=False, moving=appointment.id)
-    slot_status = SlotStatus.BUSY_TENTATIVE if appointment.status is S.PROPOSED else SlotStatus.BUSY
-    # the reminders sent were for the old time: the new time gets its own
-    moved = appointment.model_copy(
-        update={"slot_id": new_slot.id, "start": new_slot.start, "end": new_slot.end, "reminders_sent": []}
+    if cmd.new_slot_id == appointment.slot_id:
+        raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, f"slot {cmd.new_slot_id} is the appointment's own")
+    home = token_of(appointment.id)
+    additional = _additional(cmd.new_slot_id, cmd.additional_slot_ids)
+    period = None
+    if token_of(cmd.new_slot_id) == home:  # fail fast on what this partition knows; checked again at the end
+        busy = ErrorCode.NEW_SLOT_NOT_AVAILABLE
+        new_slot, _, _ = _bookable(
+            session, cmd.new_slot_id, allow_double_booking=False, patient=patient, moving=appointment.id, busy=busy
+        )
+        period = new_slot.period
+    steps = _steps(session, home, appointment.patient_id, [cmd.new_slot_id, *additional])
+    plan = SagaPlan(
+        id=session.ctx.command_id,
+        tenant=session.ctx.tenant,
+        intent=Intent.MOVE,
+        home=home,
+        appointment_id=appointment.id,
+        patient_id=appointment.patient_id,
+        slot_id=cmd.new_slot_id,
+        additional_slot_ids=additional,
+        period=period,
+        old_period=appointment.period,
+        steps=steps,
+        expires_at=now + session.ctx.hold_for,
+        by_patient=patient,
+        origin_caller=str(session.ctx.subject),
+        origin_command=session.ctx.command_id,
     )
-    freed = _release(session, appointment)
-    _hold(session, new_slot, moved, slot_status)
+    pending = PendingMove(
+        saga_id=plan.id, slot_id=plan.slot_id, additional_slot_ids=additional, expires_at=plan.expires_at
+    )
+    session.save(appointment.model_copy(update={"pending_move": pending}))
+    return sagas.start(session, plan)
+
+
+def move_appointment(session: Session, plan: SagaPlan) -> dict[str, Any]:
+    """A move's saga held every other resource: check this resource's new slots again, give back the old ones."""
+    appointment = session.get(Appointment, plan.appointment_id, ErrorCode.APPOINTMENT_NOT_FOUND)
+    if appointment.pending_move is None or appointment.pending_move.saga_id != plan.id:
+        raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, "the move was given up", {"reason": "hold-expired"})
+    if appointment.status not in MOVABLE:
+        raise DomainError(
+            ErrorCode.INVALID_STATUS_TRANSITION,
+            f"the appointment became {appointment.status.value} while it was being moved",
+        )
+    patient = plan.by_patient
+    busy = ErrorCode.NEW_SLOT_NOT_AVAILABLE
+    local = [
+        _bookable(session, s, allow_double_booking=False, patient=patient, moving=appointment.id, busy=busy)
+        for s in (plan.slot_id, *plan.additional_slot_ids)
+        if token_of(s) == plan.home
+    ]
+    target = plan.target
+    if token_of(plan.slot_id) == plan.home:
+        slot, schedule, _ = local[0]
+        target = Target(
+            start=slot.start,
+            end=slot.end,
+            actor=schedule.actor,
+            provider_id=schedule.actor.reference,
+            location_id=schedule.location_id,
+        )
+        plan = plan.model_copy(update={"target": target})
+    assert target is not None
+    freed = _release(session, appointment, patient_time=False)  # the patient's time moves with the confirmation
+    moved = appointment.model_copy(
+        update={
+            "slot_id": plan.slot_id,
+            "additional_slot_ids": plan.additional_slot_ids,
+            "start": target.start,
+            "end": target.end,
+            "participants": sagas.pending_participants(appointment, plan),
+            "provider_id": target.provider_id or target.actor.reference,
+            "location_id": target.location_id,
+            "pending_move": None,
+            # the reminders sent were for the old time: the new time gets its own
+            "reminders_sent": [],
+        }
+    )
+    slot_status = SlotStatus.BUSY_TENTATIVE if appointment.status is S.PROPOSED else SlotStatus.BUSY
+    for slot, _, _ in local:
+        _hold(session, slot, moved, slot_status)
     saved = session.save(moved)
     session.emit("appointment.updated", saved)
     _offer_to_waitlist(session, freed)
     return saved.dump()
+
+
+def settle_saga(cmd: c.SettleSaga, session: Session) -> dict[str, Any]:
+    finish = create_appointment if cmd.plan.intent is Intent.BOOK else move_appointment
+    return sagas.settle(cmd, session, finish)
 
 
 def _transition(

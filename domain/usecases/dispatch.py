@@ -12,8 +12,17 @@ from domain import commands as c
 from domain.decisions import Context, Decision, Session, State
 from domain.errors import DomainError, pydantic_details, validation_error
 from domain.policy import authorize_command
-from domain.usecases.appointments import book, cancel, check_in, portal_request, reschedule, update_status
+from domain.usecases.appointments import (
+    book,
+    cancel,
+    check_in,
+    portal_request,
+    reschedule,
+    settle_saga,
+    update_status,
+)
 from domain.usecases.reminders import reminder_sent
+from domain.usecases.sagas import confirm, hold, release
 from domain.usecases.schedules import (
     add_exception,
     create_schedule,
@@ -81,4 +90,8 @@ HANDLERS: dict[type[c.Command], Callable[[Any, Session], dict[str, Any]]] = {
     c.RemoveScheduleException: remove_exception,
     c.VoidSlot: void_slot,
     c.ReconcileSchedule: reconcile_part,
+    c.HoldForSaga: hold,
+    c.SettleSaga: settle_saga,
+    c.ConfirmSagaStep: confirm,
+    c.ReleaseSagaStep: release,
 }

@@ -46,6 +46,12 @@ def command_token(command: c.Command, tenant: str) -> str:
             | c.VoidSlot(slot_id=sid)
         ):
             return token_of(sid)
+        case c.HoldForSaga(plan=plan, at=at) | c.ConfirmSagaStep(plan=plan, at=at) if at < len(plan.steps):
+            return plan.steps[at].token
+        case c.SettleSaga(plan=plan):
+            return plan.home
+        case c.ReleaseSagaStep(step=step):
+            return step.token
         case c.BridgePortalAppointment(slot_id=sid, provider_id=provider):
             return token_of(sid) if sid else resource_token(tenant, provider or "*")
     return resource_token(tenant, "*")

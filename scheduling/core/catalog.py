@@ -59,6 +59,7 @@ CATALOG: tuple[PublicCommand, ...] = (
     PublicCommand(c.CancelWaitlistEntry, "/waitlist/{id}/cancel", "entryId", reply="WaitlistEntry"),
     PublicCommand(c.DispatchReminder, "/reminders/dispatch", reply="DispatchSummary"),
     PublicCommand(c.ExpireWaitlistOffers, "/waitlist/expire-offers", reply="DispatchSummary"),
+    PublicCommand(c.ExpireHolds, "/holds/expire", reply="DispatchSummary"),
 )
 #: the names a caller may send (`scheduling.cmd.<name>`); internal commands are not among them
 PUBLIC_NAMES = frozenset(entry.name for entry in CATALOG)

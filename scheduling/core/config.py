@@ -22,6 +22,8 @@ COMMAND_SUBJECT_PREFIX = "scheduling.cmd."
 PORTAL_SUBJECT = "portal.appointment.requested"
 REGISTRATION_SUBJECTS = ("registration.patient.registered", "registration.patient.updated")
 REMINDER_SUBJECT = "notifications.reminder.requested"
+#: what other services publish for this one: read through durable consumers (scheduling/streams/durable.py)
+INPUT_SUBJECTS = (PORTAL_SUBJECT, *REGISTRATION_SUBJECTS)
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -84,6 +86,8 @@ class Settings:
     idempotency_ttl_hours: float = field(
         default_factory=lambda: float(_env("SCHEDULING_IDEMPOTENCY_TTL_HOURS", "168") or 168)
     )
+    #: how long a booking or move across resources may hold other resources' slots before it is given up
+    hold_seconds: float = field(default_factory=lambda: float(_env("SCHEDULING_HOLD_SECONDS", "120") or 120))
     command_timeout: float = field(default_factory=lambda: float(_env("SCHEDULING_COMMAND_TIMEOUT", "10") or 10))
     #: tests only: a folder where a file named after a failpoint makes the worker exit there once
     failpoints_dir: str | None = field(default_factory=lambda: _env("SCHEDULING_FAILPOINTS_DIR"))

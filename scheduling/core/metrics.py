@@ -36,3 +36,16 @@ PARTITION_STALLED_SECONDS = Gauge(
     "How long a partition has had lag without its committed offset moving (0: moving or caught up)",
     ["group", "partition"],
 )
+OPEN_HOLDS = Gauge(
+    "scheduling_open_holds",
+    "Bookings and moves across resources still holding slots, by home partition, as of the last sweep",
+    ["partition"],
+)
+HOLDS_EXPIRED = Counter(
+    "scheduling_holds_expired_total", "Bookings and moves across resources given up because their holds expired"
+)
+DURABLE_INPUTS = Counter(
+    "scheduling_durable_inputs_total",
+    "Messages of the durable inputs (portal requests, registrations): taken, refused (dropped) or retried",
+    ["consumer", "result"],
+)

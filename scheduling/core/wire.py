@@ -243,6 +243,8 @@ class DecisionRecord(Wire):
     trace: str | None = None
     #: why the command could not be read, and where it was (topic, partition, offset)
     unreadable: dict[str, Any] | None = None
+    #: (caller, command id) of the command whose saga this record settles: a repeat of it is answered with it
+    answers: list[LongText] | None = None
 
     @classmethod
     def of(cls, env: CommandEnvelope, decision: Decision, *, routing_key: str | None = None) -> DecisionRecord:
@@ -259,7 +261,7 @@ class DecisionRecord(Wire):
             caller=env.claims.sub,
             reply_to=None if any(f.carries_reply for f in decision.follow_ups) else env.reply_to,
             reply=reply,
-            outcome="ok" if decision.error is None else decision.error.code.value,
+            outcome=PENDING if decision.pending else "ok" if decision.error is None else decision.error.code.value,
             decided_at=decided_at,
             changes=[Change.of(e) for e in decision.changes],
             indexes=[IndexWrite.of(i) for i in decision.indexes],
@@ -286,6 +288,7 @@ class DecisionRecord(Wire):
                 for i, f in enumerate(decision.follow_ups)
             ],
             routing_key=routing_key,
+            answers=list(decision.answers) if decision.answers else None,
         )
 
     @classmethod
@@ -327,6 +330,17 @@ class DecisionRecord(Wire):
         (the projector and the relay never read them, and a day index holds every slot of a day)."""
         return self.model_copy(update={"indexes": []}) if self.indexes else self
 
+    def answered_by(self, settled: DecisionRecord | None) -> DecisionRecord:
+        """A repeat of a command whose saga is settled gets the saga's answer; one still running is told so."""
+        if settled is not None:
+            return self.model_copy(update={"reply": settled.reply, "outcome": settled.outcome})
+        busy = DomainError(
+            ErrorCode.UNAVAILABLE,
+            "the command is still being decided across resources; repeat it with the same commandId",
+            {"reason": "in-progress"},
+        )
+        return self.model_copy(update={"reply": busy.as_reply(), "outcome": PENDING})
+
     def repeat(self, env: CommandEnvelope) -> DecisionRecord:
         """The answer to a repeat of this record's command (same idempotency key): the first reply, nothing more."""
         return self.model_copy(
@@ -348,6 +362,8 @@ def _dead_letter(error: DomainError, answered: bool) -> bool:
     return error.code in DEAD_LETTER_CODES or not answered
 
 
+#: the outcome of a command whose reply waits for its saga's last step
+PENDING = "pending"
 #: the caller named in follow-up commands: the service itself, on behalf of the first command's caller
 FOLLOW_UP_CALLER = "scheduling-follow-up"
 

@@ -158,21 +158,22 @@ class Projector:
         )
 
     async def on_registration(self, msg: Msg) -> None:
-        """PatientCachePort's writer: registration events upsert the patient's demographics."""
-        try:
-            tenant = self._verifier.claims((msg.headers or {}).get("Authorization")).tenant
-            patient = load_json(msg.data)
-            if not isinstance(patient, dict) or not isinstance(patient.get("patientId"), str):
-                raise ValueError("patientId is required")
-            await self._pool.execute(
-                """INSERT INTO patients (tenant_id, patient_id, updated_at, data) VALUES ($1, $2, now(), $3)
-                   ON CONFLICT (tenant_id, patient_id) DO UPDATE SET updated_at = now(), data = EXCLUDED.data""",
-                tenant,
-                patient["patientId"],
-                {k: patient[k] for k in ("patientId", "name", "birthDate", "telecom") if k in patient},
-            )
-        except Exception as exc:  # a callback must not raise; the event is lost, and said so
-            log.warning("registration event on %s ignored: %r", msg.subject, exc)
+        """PatientCachePort's writer: registration events upsert the patient's demographics.
+
+        Read through a durable consumer (scheduling/streams/durable.py), which acknowledges the event once this
+        returns; it raises for an event that can never be stored (bad token or body: dropped) and when
+        PostgreSQL is away (delivered again)."""
+        tenant = self._verifier.claims((msg.headers or {}).get("Authorization")).tenant
+        patient = load_json(msg.data)
+        if not isinstance(patient, dict) or not isinstance(patient.get("patientId"), str):
+            raise ValueError("patientId is required")
+        await self._pool.execute(
+            """INSERT INTO patients (tenant_id, patient_id, updated_at, data) VALUES ($1, $2, now(), $3)
+               ON CONFLICT (tenant_id, patient_id) DO UPDATE SET updated_at = now(), data = EXCLUDED.data""",
+            tenant,
+            patient["patientId"],
+            {k: patient[k] for k in ("patientId", "name", "birthDate", "telecom") if k in patient},
+        )
 
     async def _reply(self, reply_to: str, reply: dict[str, Any]) -> None:
         if self._nc is None:

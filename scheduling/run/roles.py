@@ -12,10 +12,10 @@ from bridge.commands import CommandBridge
 from bridge.nats_setup import ensure_streams
 from bridge.relay import Relay
 from scheduling.core.auth import Verifier
-from scheduling.core.config import DECISIONS_TOPIC, REGISTRATION_SUBJECTS, Settings
+from scheduling.core.config import DECISIONS_TOPIC, INPUT_SUBJECTS, REGISTRATION_SUBJECTS, Settings
 from scheduling.readmodel import db
 from scheduling.readmodel.projector import Projector
-from scheduling.streams import kafka
+from scheduling.streams import durable, kafka
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +62,19 @@ async def run_projector(settings: Settings) -> None:
     producer = kafka.producer(settings)
     await producer.start()
     projector = Projector(pool, nc, Verifier(settings), producer)
-    subscriptions = [
-        await nc.subscribe(subject, queue="scheduling-projector", cb=projector.on_registration)
+    js = nc.jetstream()
+    await durable.ensure_inputs_stream(js, INPUT_SUBJECTS, settings.duplicate_window)
+    registrations = [
+        asyncio.create_task(durable.consume(js, subject, projector.on_registration))
         for subject in REGISTRATION_SUBJECTS
     ]
     try:
         log.info("projector ready")
         await kafka.run_consumer(consumer, projector.handle_batch, stopping, "projector")
     finally:
-        for sub in subscriptions:
-            await sub.unsubscribe()
+        for task in registrations:
+            task.cancel()
+        await asyncio.gather(*registrations, return_exceptions=True)
         await consumer.stop()
         await producer.stop()
         await nc.drain()

@@ -13,13 +13,21 @@ SLOTS = 24
 
 
 async def _book_until_answered(client: Client, body: dict[str, Any], key: str) -> dict[str, Any]:
-    """What the contract invites: a command whose reply timed out is repeated with the same key."""
-    for _ in range(8):
+    """What the contract invites: a command whose reply timed out, or that was still being decided
+    (UNAVAILABLE), is repeated with the same key."""
+    return await until_answered(client, "appointment.book", body, key)
+
+
+async def until_answered(client: Client, name: str, body: dict[str, Any], key: str) -> dict[str, Any]:
+    for _ in range(40):
         try:
-            return await client.command("appointment.book", body, headers={"Nats-Msg-Id": key})
+            reply = await client.command(name, body, headers={"Nats-Msg-Id": key})
         except TimeoutError:
             continue
-    raise AssertionError(f"booking {key} never answered")
+        if reply["ok"] or reply["error"]["code"] != "UNAVAILABLE":
+            return reply
+        await asyncio.sleep(0.25)  # the saga is still running: ask again, as a caller would after a while
+    raise AssertionError(f"{name} {key} never answered")
 
 
 async def interrupted_burst(

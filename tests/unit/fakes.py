@@ -22,6 +22,8 @@ from domain.usecases import decide
 
 E = TypeVar("E", bound=Entity)
 
+#: the caller the actor names in follow-up commands (scheduling/core/wire.py)
+FOLLOW_UP_CALLER = "scheduling-follow-up"
 TENANT = "t1"
 OTHER_TENANT = "t2"
 #: The fixed clock of every context unless a test asks for another one.
@@ -125,16 +127,36 @@ class InMemoryState:
         self.events.extend(decision.events)
 
     def run(self, command: Command, ctx: Context | None = None, *, apply: bool = True) -> Decision:
-        """Decide `command` against this state and apply it when accepted."""
+        """Decide `command` against this state and apply it, then its follow-ups at once (another partition's
+        actor decides them later, as the service itself).
+
+        Returns the command's own decision, but for one that starts a saga (a booking or a move): what the
+        caller is answered with, the saga's settlement."""
+        own, answer = self._run(command, ctx, apply=apply)
+        return answer if own.pending else own
+
+    def _run(self, command: Command, ctx: Context | None, *, apply: bool) -> tuple[Decision, Decision]:
         ctx = ctx or make_context()
         decision = decide(command, self, ctx)
-        if apply and decision.ok:
+        if not apply:
+            return decision, decision
+        if decision.ok or decision.changes:
             self.apply(decision)
-            for i, follow_up in enumerate(decision.follow_ups):
-                # another partition's actor decides it later; here at once, as the same tenant
-                follower = replace(ctx, command_id=f"{ctx.command_id}:follow-up:{i}")
-                self.follow_up_decisions.append(self.run(parse_command(follow_up.command, follow_up.body), follower))
-        return decision
+        answer = decision
+        for i, follow_up in enumerate(decision.follow_ups):
+            follower = replace(
+                ctx,
+                command_id=f"{ctx.command_id}:follow-up:{i}",
+                subject=FOLLOW_UP_CALLER,
+                scopes=frozenset({WRITE}),
+                patient_id=None,
+            )
+            _, followed = self._run(parse_command(follow_up.command, follow_up.body), follower, apply=True)
+            if follow_up.carries_reply:
+                answer = followed
+        if ctx.subject == FOLLOW_UP_CALLER:
+            self.follow_up_decisions.append(decision)
+        return decision, answer
 
     # --- reading back ---
 

@@ -23,7 +23,7 @@ from domain.ids import resource_token, token_of
 from domain.model import Appointment
 from scheduling.core.config import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, DECISIONS_TOPIC, Settings
 from scheduling.core.routing import partition_of
-from scheduling.core.wire import Claims, CommandEnvelope, DecisionRecord, ParkedRecord
+from scheduling.core.wire import PENDING, Claims, CommandEnvelope, DecisionRecord, ParkedRecord
 from tables import Tables
 
 TENANT = "t1"
@@ -75,15 +75,40 @@ class World:
     outbox: Outbox
     notifications: FakeNotifications
     offset: int = 0
+    #: follow-up commands of the outbox already decided (`pump`)
+    pumped: int = 0
 
     async def command(self, command_type: str, body: dict[str, Any], *, key: str | None = None,
                       delivery: str | None = None, command_id: str | None = None) -> DecisionRecord:  # fmt: skip
+        """The record that answers the command: its own, or for one that starts a saga, the saga's last."""
+        record = await self.start(command_type, body, key=key, delivery=delivery, command_id=command_id)
+        if record.outcome != PENDING:
+            return record
+        answers = [r for r in await self.pump() if r.reply_to == "_INBOX.test"]
+        return answers[-1]
+
+    async def start(self, command_type: str, body: dict[str, Any], *, key: str | None = None,
+                    delivery: str | None = None, command_id: str | None = None) -> DecisionRecord:  # fmt: skip
+        """The command's own record (no follow-up decided)."""
         env = CommandEnvelope(
             delivery_id=delivery or f"d-{self.offset}", type=command_type, body=body, claims=CLAIMS,
             command_id=command_id or f"c-{self.offset}", reply_to="_INBOX.test",
         )  # fmt: skip
         routing = key or resource_token(TENANT, "Practitioner/p1")
         return await self.raw(routing.encode(), env.encode())
+
+    def fresh_commands(self) -> list[tuple[bytes, bytes]]:
+        """Follow-up commands the actor sent that are not decided yet."""
+        return self.outbox.on(COMMANDS_TOPIC)[self.pumped :]
+
+    async def pump(self) -> list[DecisionRecord]:
+        """Decide the follow-up commands the actor sent, as their partitions would, until none is left."""
+        decided = []
+        while fresh := self.fresh_commands():
+            for key, value in fresh:
+                self.pumped += 1
+                decided.append(await self.raw(key, value))
+        return decided
 
     async def raw(self, key: bytes, value: bytes | None) -> DecisionRecord:
         before = len(self.outbox.records())
@@ -121,18 +146,38 @@ async def _schedule_with_slot(world: World) -> tuple[str, str]:
 
 
 async def test_a_command_is_journaled_applied_and_published_and_the_cursor_moves(world: World) -> None:
-    schedule_id, slot_id = await _schedule_with_slot(world)
-    record = await world.command("appointment.book", {"slotId": slot_id, "patientId": "pat-1"}, key=token_of(slot_id))
+    schedule_id, _ = await _schedule_with_slot(world)
+    later = MONDAY + timedelta(hours=2)
+    body = {"scheduleId": schedule_id, "start": iso(later), "end": iso(later + timedelta(minutes=30))}
+    record = await world.command("slot.create", body, key=token_of(schedule_id))
     assert record.outcome == "ok" and record.reply_to == "_INBOX.test"
-    appointment = record.reply["data"]
-    assert world.tables.appointments[appointment["id"]]["status"] == "booked"
-    assert world.tables.slots[slot_id]["status"] == "busy"
-    assert [e.type for e in record.events] == ["appointment.created"]
-    key = journal_key(token_of(slot_id).encode(), CommandEnvelope.decode(_env_bytes(world, record)))
+    key = journal_key(token_of(schedule_id).encode(), CommandEnvelope.decode(_env_bytes(world, record)))
     journaled = DecisionRecord.load(world.tables.journal[key])
     assert journaled.indexes and journaled.published() == record  # the outbox carries no index writes
     assert record.indexes == [] and record.changes == journaled.changes
     assert world.tables.cursor["0"] == world.offset
+
+
+async def test_a_booking_is_answered_by_its_saga_and_a_repeat_gets_that_answer(world: World) -> None:
+    """The booking holds the patient's time on the patient's partition first; the home answers at the end."""
+    _, slot_id = await _schedule_with_slot(world)
+    body, key = {"slotId": slot_id, "patientId": "pat-1"}, token_of(slot_id)
+    started = await world.start("appointment.book", body, key=key, delivery="s-1", command_id="booking")
+    assert started.outcome == PENDING and started.reply_to is None and started.changes == []
+    ((_, hold),) = world.fresh_commands()
+    assert (CommandEnvelope.decode(hold).type, CommandEnvelope.decode(hold).reply_to) == ("saga.hold", "_INBOX.test")
+    early = await world.start("appointment.book", body, key=key, delivery="s-2", command_id="booking")
+    assert early.reply["error"]["code"] == "UNAVAILABLE" and early.reply["error"]["details"] == {
+        "reason": "in-progress"
+    }
+    record = [r for r in await world.pump() if r.reply_to == "_INBOX.test"][-1]
+    assert record.type == "saga.settle" and record.outcome == "ok"
+    appointment = record.reply["data"]
+    assert world.tables.appointments[appointment["id"]]["status"] == "booked"
+    assert world.tables.slots[slot_id]["status"] == "busy"
+    assert [e.type for e in record.events] == ["appointment.created"]
+    repeat = await world.start("appointment.book", body, key=key, delivery="s-3", command_id="booking")
+    assert repeat.reply == record.reply and repeat.replay_of == "s-1" and repeat.changes == []
 
 
 def _env_bytes(world: World, record: DecisionRecord) -> bytes:
@@ -192,7 +237,7 @@ async def test_follow_ups_go_to_their_resources_partitions(world: World) -> None
                                                       "appointmentId": booked.reply["data"]["id"]},
                                  key=resource_token(TENANT, "*"))  # fmt: skip
     assert fulfil.reply_to is None  # the reply travels with the follow-up
-    ((key, envelope),) = world.outbox.on(COMMANDS_TOPIC)
+    ((key, envelope),) = world.fresh_commands()
     follow_up = CommandEnvelope.decode(envelope)
     assert key == token_of(booked.reply["data"]["id"]).encode()
     assert (follow_up.type, follow_up.reply_to) == ("waitlist.verify-appointment", "_INBOX.test")
@@ -230,11 +275,13 @@ async def test_journal_expiry_forgets_the_keys_older_than_the_ttl(ttl_hours: flo
 
 
 async def test_a_batch_decides_in_order_each_command_seeing_the_ones_before(world: World) -> None:
-    _, slot_id = await _schedule_with_slot(world)
-    key = token_of(slot_id).encode()
+    schedule_id, _ = await _schedule_with_slot(world)
+    key = token_of(schedule_id).encode()
+    later = MONDAY + timedelta(hours=2)
+    body = {"scheduleId": schedule_id, "start": iso(later), "end": iso(later + timedelta(minutes=30))}
     envs = [
-        CommandEnvelope(delivery_id=f"b-{i}", type="appointment.book", body={"slotId": slot_id, "patientId": f"p{i}"},
-                        claims=CLAIMS, command_id=f"b-{i}", reply_to="_INBOX.test").encode()
+        CommandEnvelope(delivery_id=f"b-{i}", type="slot.create", body=body, claims=CLAIMS, command_id=f"b-{i}",
+                        reply_to="_INBOX.test").encode()
         for i in range(3)
     ]  # fmt: skip
     messages = [(key, env, 0, world.offset + i) for i, env in enumerate(envs)] + [
@@ -243,7 +290,7 @@ async def test_a_batch_decides_in_order_each_command_seeing_the_ones_before(worl
     before = len(world.outbox.records())
     await world.actor.receive(messages)
     outcomes = [r.outcome for r in world.outbox.records()[before:]]
-    assert outcomes == ["ok", "SLOT_NOT_AVAILABLE", "SLOT_NOT_AVAILABLE", "VALIDATION_FAILED"]
+    assert outcomes == ["ok", "VALIDATION_FAILED", "VALIDATION_FAILED", "VALIDATION_FAILED"]  # overlapping slots
     assert world.tables.cursor["0"] == world.offset + 4
 
 
@@ -264,7 +311,12 @@ async def test_no_entity_of_a_batch_reaches_the_tables_before_its_journal_entrie
     seen_when_journaled.clear()
     record = await world.command("appointment.book", {"slotId": slot_id, "patientId": "p"}, key=token_of(slot_id))
     assert record.outcome == "ok"
-    assert seen_when_journaled == ["free"] and world.tables.slots[slot_id]["status"] == "busy"
+    # the booking, the patient's time held, then the settlement journaled (twice: its own key and the booking's)
+    # while the slot is still free in the tables, then the confirmation once the slot is busy
+    assert (
+        seen_when_journaled == ["free", "free", "free", "free", "busy"]
+        and world.tables.slots[slot_id]["status"] == "busy"
+    )
 
 
 async def test_the_offer_sweep_ends_unanswered_offers_and_passes_the_slot_on(world: World) -> None:

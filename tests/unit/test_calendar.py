@@ -57,7 +57,8 @@ def test_a_booking_writes_one_day_bucket_not_the_whole_calendar() -> None:
     decision = book(state, slot_id)
     assert decision.ok
     buckets = [i for i in decision.indexes if isinstance(i, DayIndex)]
-    assert len(buckets) == 1 and len(decision.indexes) == 1
+    # the settlement: one day bucket, and the resource's index that no longer lists the saga
+    assert len(buckets) == 1 and len(decision.indexes) == 2
     assert len(json.dumps(buckets[0].model_dump(mode="json"))) < 10_000
 
 

@@ -41,6 +41,7 @@ COMMANDS: dict[str, dict[str, str]] = {
     "waitlist.cancel":        {"staff": ALLOWED, "patient": ALLOWED, "admin": ALLOWED},
     "reminder.dispatch":      {"admin": ALLOWED},
     "waitlist.expire-offers": {"admin": ALLOWED},
+    "holds.expire":           {"admin": ALLOWED},
     "portal.appointment.requested": {"staff": ALLOWED, "patient": ALLOWED, "admin": ALLOWED},
 }  # fmt: skip
 QUERIES: dict[str, dict[str, str]] = {

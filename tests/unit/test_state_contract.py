@@ -8,13 +8,15 @@ sequences must agree.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any, Protocol
 
 import pytest
-from fakes import MONDAY, InMemoryState, cmd, iso, make_context, schedule_body
+from fakes import FOLLOW_UP_CALLER, MONDAY, InMemoryState, cmd, iso, make_context, schedule_body
 
-from domain.decisions import Decision, State
+from domain.commands import Command, parse_command
+from domain.decisions import Context, Decision, State
 from domain.model import Entity
 from domain.resource import DayIndex, ResourceIndex
 from domain.usecases import decide
@@ -51,11 +53,23 @@ STORES: list[Callable[[], Store]] = [Fake, Real]
 
 
 def run(store: Store, name: str, step: str = "", **body: Any) -> Decision:
-    """Decide and apply; `step` names the command (ids derive from it), so two stores mint the same ids."""
-    decision = decide(cmd(name, **body), store, make_context(command_id=step) if step else make_context())
+    """Decide and apply, with its follow-ups; `step` names the command (ids derive from it), so two stores mint
+    the same ids. Returns the decision that answers the caller (a saga's settlement for a booking)."""
+    own, answer = _chain(store, cmd(name, **body), make_context(command_id=step) if step else make_context())
+    return answer if own.pending else own
+
+
+def _chain(store: Store, command: Command, ctx: Context) -> tuple[Decision, Decision]:
+    """The command's own decision and the last of its chain of follow-ups that carries the reply."""
+    decision = decide(command, store, ctx)
     assert decision.ok, decision.error
     store.apply_decision(decision)
-    return decision
+    answer = decision
+    for i, follow_up in enumerate(decision.follow_ups):
+        follower = replace(ctx, command_id=f"{ctx.command_id}:follow-up:{i}", subject=FOLLOW_UP_CALLER, patient_id=None)
+        _, followed = _chain(store, parse_command(follow_up.command, follow_up.body), follower)
+        answer = followed if follow_up.carries_reply else answer
+    return decision, answer
 
 
 @pytest.fixture(params=STORES, ids=["fake", "real"])

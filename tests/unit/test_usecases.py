@@ -133,6 +133,10 @@ def test_handlers_are_the_use_cases_decided_by_an_actor() -> None:
         c.RemoveScheduleException,
         c.VoidSlot,
         c.ReconcileSchedule,
+        c.HoldForSaga,
+        c.SettleSaga,
+        c.ConfirmSagaStep,
+        c.ReleaseSagaStep,
     }
 
 
@@ -460,7 +464,7 @@ def test_portal_request_ids_depend_on_the_request_id_only(world: World) -> None:
             slotId=world.slots[slot],
             serviceType=SERVICE,
         )
-        return ok(world.state.run(command, make_context(), apply=False))["id"]
+        return ok(world.state.copy().run(command, make_context()))["id"]
 
     assert request("req-7", 0) == request("req-7", 0) == request("req-7", 1)
     assert request("req-7", 0) != request("req-8", 0)
@@ -493,7 +497,8 @@ def test_reschedule_moves_the_appointment(world: World) -> None:
     decision = world.state.run(command)
     data = ok(decision)
     assert data["id"] == appointment["id"]
-    assert data["version"] == 2
+    assert data["version"] == 3  # 2 while the patient's new time was being held (pendingMove)
+    assert "pendingMove" not in data
     assert data["status"] == "booked"
     assert data["slotId"] == world.slots[2]
     assert data["start"] == "2026-03-02T10:00:00Z"
@@ -548,12 +553,24 @@ def test_reschedule_to_an_unavailable_slot(world: World) -> None:
 
 
 def test_reschedule_to_another_resource(world: World) -> None:
+    """A saga: the other practitioner's slot is held on its partition, then the appointment moves home."""
     appointment = world.book(0)
     other = create_schedule(world.state, actor="Practitioner/p2")
     foreign_slot = create_slot(world.state, other["id"], at(14))["id"]
     command = cmd("appointment.reschedule", appointmentId=appointment["id"], newSlotId=foreign_slot)
-    error = assert_refused(world.state.run(command), ErrorCode.NEW_SLOT_NOT_AVAILABLE, 409)
-    assert error["details"] == {"reason": "other-resource"}
+    data = ok(world.state.run(command))
+    assert (data["slotId"], data["providerId"], data["start"]) == (
+        foreign_slot,
+        "Practitioner/p2",
+        "2026-03-02T14:00:00Z",
+    )
+    assert data["participants"][0]["actor"]["reference"] == "Practitioner/p2"
+    moved, new, old = world.appointment(appointment["id"]), world.state.get(Slot, foreign_slot), world.slot(0)
+    assert moved.pending_move is None and moved.id == appointment["id"]
+    assert (new.status.value, new.booked, new.holds) == ("busy", 1, [])
+    assert (old.status.value, old.booked) == ("free", 0)
+    assert world.state.calendar(token_of(foreign_slot)).holders == {foreign_slot: [appointment["id"]]}
+    assert world.state.calendar(world.token).holders == {}
 
 
 def test_reschedule_to_an_unknown_slot(world: World) -> None:
@@ -790,12 +807,17 @@ def test_an_entry_requesting_exactly_the_slot_matches(world: World) -> None:
     assert decision.events[1].subject == f"waitlist/{entry['id']}"
 
 
+def _offers(decision: Decision) -> list[str]:
+    """The follow-ups about the waitlist (a cancellation also gives the patient's time back by one)."""
+    return [f.command for f in decision.follow_ups if f.command.startswith("waitlist.")]
+
+
 def test_an_entry_for_any_provider_is_offered_the_slot_by_a_follow_up(world: World) -> None:
     appointment = world.book(0)
     entry = world.waitlist(providerId=None)
     decision = _cancel(world, appointment["id"])
     assert event_types(decision) == ["appointment.cancelled"]
-    assert [f.command for f in decision.follow_ups] == ["waitlist.offer"]
+    assert _offers(decision) == ["waitlist.offer"]
     offer = world.state.follow_up_decisions[-1]
     assert event_types(offer) == ["waitlist.slot-available"]
     assert offer.events[0].subject == f"waitlist/{entry['id']}"
@@ -808,7 +830,7 @@ def test_an_entry_for_this_provider_goes_before_any_provider(world: World) -> No
     mine = world.waitlist()
     decision = _cancel(world, appointment["id"])
     assert event_types(decision) == ["appointment.cancelled", "waitlist.slot-available"]
-    assert decision.events[1].subject == f"waitlist/{mine['id']}" and decision.follow_ups == []
+    assert decision.events[1].subject == f"waitlist/{mine['id']}" and _offers(decision) == []
 
 
 def test_reschedule_offers_the_freed_slot(world: World) -> None:
@@ -1312,12 +1334,12 @@ def test_parse_command_accepts_camel_case_and_normalizes_times() -> None:
 
 def test_same_command_id_decides_the_same(world: World) -> None:
     command = cmd("appointment.book", slotId=world.slots[0], patientId="pat-1")
-    first = world.state.run(command, make_context(command_id="fixed"), apply=False)
-    second = world.state.run(command, make_context(command_id="fixed"), apply=False)
+    first = world.state.copy().run(command, make_context(command_id="fixed"))
+    second = world.state.copy().run(command, make_context(command_id="fixed"))
     assert ok(first) == ok(second)
     assert first.events == second.events
     assert first.changes == second.changes
-    other = world.state.run(command, make_context(command_id="other"), apply=False)
+    other = world.state.copy().run(command, make_context(command_id="other"))
     assert ok(other)["id"] != ok(first)["id"]
     assert {e.id for e in other.events}.isdisjoint(e.id for e in first.events)
 
@@ -1397,7 +1419,7 @@ def test_a_slot_freed_after_its_start_is_offered_to_nobody(world: World) -> None
     entry = world.waitlist()
     late = make_context(now=world.slot(0).start + timedelta(minutes=5))
     decision = world.state.run(cmd("appointment.status", appointmentId=appointment["id"], status="noshow"), late)
-    assert event_types(decision) == ["appointment.noshow"] and decision.follow_ups == []
+    assert event_types(decision) == ["appointment.noshow"] and _offers(decision) == []
     assert world.state.get(WaitlistEntry, entry["id"]).status.value == "waiting"
 
 

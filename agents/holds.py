@@ -1,0 +1,72 @@
+"""ExpireHolds: each partition's actor gives up the sagas it decides that are still waiting past their expiry.
+
+A booking or move across resources waits in its home resource's index while its steps run on other
+partitions (domain/usecases/sagas.py). If a step's partition is down or slow, the slots held so far would
+stay held; the home's sweep settles such a saga as refused (`hold-expired`), which gives back everything it
+held, and a step that arrives later is given back by its own settle. The internal command's key names the
+saga, so a sweep that runs twice settles it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from agents.reminders import DecideInternal
+from domain.commands import ExpireHolds, SettleSaga, parse_as
+from domain.decisions import State
+from domain.saga import Failure, SagaPlan
+from scheduling.core import metrics
+from scheduling.core.routing import partition_of
+from scheduling.core.wire import Claims, CommandEnvelope
+from tables import Table
+
+
+@dataclass(frozen=True)
+class HoldSweep:
+    #: token -> ResourceIndex, where a home keeps the plans of its sagas in progress
+    resources: Table
+    partitions: int
+
+    def waiting(self, state: State, partition: int) -> Iterator[tuple[str, SagaPlan]]:
+        for token in sorted(list(self.resources.keys())):
+            if partition_of(token, self.partitions) != partition:
+                continue
+            index = state.resource(token)
+            for plan in index.sagas.values() if index else []:
+                yield token, plan
+
+    async def sweep(
+        self, env: CommandEnvelope, partition: int, state: State, decide_internal: DecideInternal
+    ) -> dict[str, Any]:
+        """Settle the sagas of `partition` still waiting at `now` as refused; returns a summary."""
+        command = parse_as(ExpireHolds, env.body)
+        now = command.now or datetime.now(UTC)
+        waiting = list(self.waiting(state, partition))
+        expired = [
+            (t, plan) for t, plan in waiting if plan.expires_at <= now and env.claims.tenant in ("*", plan.tenant)
+        ]
+        for token, plan in expired:
+            key = f"hold-expiry:{plan.id}"
+            failure = Failure(
+                code="",
+                message="the slots could not be held in time",
+                details={"reason": "hold-expired"},
+                at=len(plan.steps),
+            )
+            await decide_internal(
+                token.encode(),
+                CommandEnvelope(
+                    delivery_id=key,
+                    type=SettleSaga.NAME,
+                    body={"plan": plan.dump(), "failure": failure.dump()},
+                    claims=Claims(tenant=plan.tenant, sub="scheduling-holds"),
+                    command_id=key,
+                    source="holds",
+                ),
+            )
+        metrics.HOLDS_EXPIRED.inc(len(expired))
+        metrics.OPEN_HOLDS.labels(str(partition)).set(len(waiting) - len(expired))
+        return {"expired": len(expired), "open": len(waiting) - len(expired)}
