@@ -16,7 +16,7 @@ from domain.calendar import Calendar
 from domain.decisions import DOUBLE_BOOK, Session
 from domain.errors import DomainError, ErrorCode, validation_error
 from domain.ids import mint, resource_token, token_of
-from domain.model import Actor, ActorType, Appointment, Participant, PendingMove, Period, Slot, SlotStatus
+from domain.model import Actor, ActorType, Appointment, Participant, PendingMove, Period, Schedule, Slot, SlotStatus
 from domain.saga import Intent, NewAppointment, SagaPlan, SagaStep, StepKind, Target
 from domain.status import AppointmentStatus, can_transition
 from domain.usecases import sagas
@@ -69,7 +69,7 @@ def _start_booking(
 
     The appointment is created when the saga settles here, after the same checks again."""
     patient = session.ctx.access.is_patient
-    slot, _, _ = _bookable(session, slot_id, allow_double_booking=allow_double_booking, patient=patient)
+    slot, _, overlapping = _bookable(session, slot_id, allow_double_booking=allow_double_booking, patient=patient)
     home = token_of(slot.id)
     appointment_id = mint("ap", home, session.ctx.tenant, seed)
     if session.exists("appointment", appointment_id):
@@ -95,15 +95,20 @@ def _start_booking(
             status=status, service_type=service_type, participants=participants, description=description
         ),
     )
+    sagas.hold_seat(session, slot, plan, overlapping)  # first come, first served: the others are refused now
     return sagas.start(session, plan)
 
 
 def create_appointment(session: Session, plan: SagaPlan) -> dict[str, Any]:
-    """A booking's saga held every other resource: check this resource's slots again, then book."""
+    """A booking's saga held every other resource: its seat of this resource's slot becomes the appointment's
+    (any other slot of this resource it names is checked and taken now)."""
     assert plan.booking is not None
     booking = plan.booking
     patient, double = plan.by_patient, plan.allow_double_booking
-    slot, schedule, overlapping = _bookable(session, plan.slot_id, allow_double_booking=double, patient=patient)
+    slot = session.get(Slot, plan.slot_id, ErrorCode.SLOT_NOT_FOUND)
+    if not any(h.saga_id == plan.id for h in slot.holds):
+        raise DomainError(ErrorCode.SLOT_NOT_AVAILABLE, "the booking was given up", {"reason": "hold-expired"})
+    schedule = session.get(Schedule, slot.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
     local = [
         _bookable(session, s, allow_double_booking=double, patient=patient)[0]
         for s in plan.additional_slot_ids
@@ -132,9 +137,11 @@ def create_appointment(session: Session, plan: SagaPlan) -> dict[str, Any]:
         additional_slot_ids=plan.additional_slot_ids,
     )
     slot_status = SlotStatus.BUSY_TENTATIVE if booking.status is S.PROPOSED else SlotStatus.BUSY
-    if overlapping:
-        slot = slot.model_copy(update={"overbooked": True})
-    _hold(session, slot, appointment, slot_status)
+    holds = [h for h in slot.holds if h.saga_id != plan.id]
+    full = SlotStatus.BUSY_TENTATIVE if holds else slot_status
+    session.save(
+        slot.model_copy(update={"holds": holds, "status": full if slot.booked >= slot.capacity else SlotStatus.FREE})
+    )
     for other in local:
         _hold(session, other, appointment, slot_status)
     saved = session.save(appointment)

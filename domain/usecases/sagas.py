@@ -82,15 +82,9 @@ def _failure(refused: DomainError, at: int) -> Failure:
     return Failure(code=refused.code.value, message=refused.message, details=refused.details, at=at)
 
 
-def _take_slot(session: Session, plan: SagaPlan, step: SagaStep) -> SagaPlan:
-    assert step.slot_id is not None
-    slot, schedule, overlapping = _bookable(
-        session,
-        step.slot_id,
-        allow_double_booking=plan.allow_double_booking,
-        patient=plan.by_patient,
-        moving=plan.appointment_id,
-    )
+def hold_seat(session: Session, slot: Slot, plan: SagaPlan, overlapping: list[str]) -> None:
+    """Take a seat of `slot` for the plan's appointment until the home confirms or releases it: the slot is
+    `busy-tentative` once its last seat is taken, and the resource's time is the appointment's meanwhile."""
     held = SlotHold(saga_id=plan.id, appointment_id=plan.appointment_id, home=plan.home, expires_at=plan.expires_at)
     booked = slot.booked + 1
     status = SlotStatus.BUSY_TENTATIVE if booked >= slot.capacity else SlotStatus.FREE
@@ -101,7 +95,28 @@ def _take_slot(session: Session, plan: SagaPlan, step: SagaStep) -> SagaPlan:
         "overbooked": slot.overbooked or bool(overlapping),
     }
     session.save(slot.model_copy(update=update))
-    Calendar(session, step.token).take(slot, plan.appointment_id, slot.period)
+    Calendar(session, token_of(slot.id)).take(slot, plan.appointment_id, slot.period)
+
+
+def release_hold(session: Session, slot_id: str, saga_id: str, appointment_id: str) -> bool:
+    """Give back the seat saga `saga_id` holds of the slot, if it still does."""
+    slot = session.find(Slot, slot_id)
+    if slot is None or not any(h.saga_id == saga_id for h in slot.holds):
+        return False  # never held here, or released before
+    _give_back(session, slot, appointment_id)
+    return True
+
+
+def _take_slot(session: Session, plan: SagaPlan, step: SagaStep) -> SagaPlan:
+    assert step.slot_id is not None
+    slot, schedule, overlapping = _bookable(
+        session,
+        step.slot_id,
+        allow_double_booking=plan.allow_double_booking,
+        patient=plan.by_patient,
+        moving=plan.appointment_id,
+    )
+    hold_seat(session, slot, plan, overlapping)
     if step.slot_id == plan.slot_id:  # the main slot of a move: the appointment's new time and resource
         target = Target(
             start=slot.start,
@@ -158,7 +173,9 @@ def settle(cmd: c.SettleSaga, session: Session, finish: Finish) -> dict[str, Any
         taken = plan.steps[: cmd.failure.at] if cmd.failure is not None and waiting else plan.steps
         for step in taken:
             _release_elsewhere(session, plan.appointment_id, step, plan.period, plan.id)
-        if waiting and plan.intent is Intent.MOVE:
+        if plan.intent is Intent.BOOK:  # the home's slot, held since the booking started
+            release_hold(session, plan.slot_id, plan.id, plan.appointment_id)
+        elif waiting:
             _forget_move(session, plan)
     else:
         for at, step in enumerate(plan.steps):
@@ -219,11 +236,10 @@ def release(cmd: c.ReleaseSagaStep, session: Session) -> dict[str, Any]:
     slot = session.find(Slot, step.slot_id or "")
     if slot is None or token_of(slot.id) != step.token:
         return {"released": False}
-    if cmd.saga_id is not None and not any(h.saga_id == cmd.saga_id for h in slot.holds):
-        return {"released": False}  # never held here, or released before
+    if cmd.saga_id is not None:
+        return {"released": release_hold(session, slot.id, cmd.saga_id, cmd.appointment_id)}
     freed = _give_back(session, slot, cmd.appointment_id)
-    if cmd.saga_id is None:
-        _offer_to_waitlist(session, freed)
+    _offer_to_waitlist(session, freed)
     return {"released": freed is not None}
 
 

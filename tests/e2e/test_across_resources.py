@@ -76,9 +76,11 @@ async def test_a_reschedule_to_another_practitioner_over_nats_and_http(service: 
         seen = await client.events(f"{EVENTS}.appointment.updated", lambda es: any(e["data"] == moved for e in es))
         assert [e["data"]["slotId"] for e, _ in seen if e["subject"] == f"appointments/{booked['id']}"] == [target]
         assert (await slots(client, ill))[first]["status"] == "free"
-        held = (await slots(client, covering))[target]
-        assert (held["status"], held["booked"], held["holds"]) == ("busy", 1, [])
         assert await appointment(client, booked["id"]) == moved
+        # the other practitioner's slot is confirmed by an internal command right after the reply
+        assert await eventually(lambda: _status(client, covering, target, "busy"))
+        held = (await slots(client, covering))[target]
+        assert (held["booked"], held["holds"]) == (1, [])
 
         # a repeat with the same key is answered with the saga's outcome, and changes nothing more
         again = await client.ok(
@@ -133,7 +135,9 @@ async def test_a_room_is_held_with_the_appointment_and_never_twice(service: Any)
         )
         assert booked["additionalSlotIds"] == [room_slot]
         assert room["actor"] in [p["actor"] for p in booked["participants"]]
-        assert (await slots(client, room))[room_slot]["status"] == "busy"
+        # held (busy-tentative) until the room's partition confirms it, after the reply
+        assert (await slots(client, room))[room_slot]["status"] in {"busy-tentative", "busy"}
+        assert await eventually(lambda: _status(client, room, room_slot, "busy"))
 
         # the same room for the nurse at the same time: refused, whichever of its slots is named
         for room_choice, refusal in ((room_slot, "SLOT_NOT_AVAILABLE"), (overlapping_room, "DOUBLE_BOOKING_DETECTED")):

@@ -36,10 +36,11 @@ def _fields(reply: dict[str, Any]) -> set[str]:
 async def test_forbidden_characters_in_text_fields_are_refused_over_nats(service: Any, field: str, bad: str) -> None:
     async with Client(service) as client:
         _, slots = await _schedule_and_slots(client)
-        body = {"slotId": slots[0], "patientId": "pat-h", field: bad}
+        patient = unique("pat-h")
+        body = {"slotId": slots[0], "patientId": patient, field: bad}
         raw = json.dumps(body).encode()  # \ud800 stays an escape: valid JSON, invalid text
         assert _fields(await client.command("appointment.book", raw)) == {field}
-        booked = await client.ok("appointment.book", {"slotId": slots[0], "patientId": "pat-h"})
+        booked = await client.ok("appointment.book", {"slotId": slots[0], "patientId": patient})
         status, shown, _ = await client.get(f"/appointments/{booked['id']}")
         assert status == 200 and shown["data"]["id"] == booked["id"]
 
@@ -83,7 +84,7 @@ async def test_deep_huge_and_non_finite_bodies_are_refused_over_nats_and_http(se
             async with client.http.post("/appointments", data=raw, headers=headers) as response:
                 assert response.status == expected, await response.text()
                 assert (await response.json())["error"]["code"] == "VALIDATION_FAILED"
-        await client.ok("appointment.book", {"slotId": slots[0], "patientId": "p"})
+        await client.ok("appointment.book", {"slotId": slots[0], "patientId": unique("p")})
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ async def _slots(client: Client, count: int) -> list[str]:
 
 
 async def _book_promptly(client: Client, slot_id: str) -> None:
-    raw = json.dumps({"slotId": slot_id, "patientId": "pat-after-poison"}).encode()
+    raw = json.dumps({"slotId": slot_id, "patientId": unique("pat-after-poison")}).encode()
     msg = await client.nc.request(
         "scheduling.cmd.appointment.book", raw, timeout=PROMPTLY, headers=client.service.auth()
     )

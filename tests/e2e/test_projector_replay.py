@@ -54,7 +54,7 @@ async def test_replaying_the_decisions_topic_twice_yields_the_live_rows(service:
         schedule = await client.ok("schedule.create", body)
         status, body, _ = await client.get(f"/schedules/{schedule['id']}/slots")
         first, second = body["data"][0]["id"], body["data"][1]["id"]
-        booked = await client.ok("appointment.book", {"slotId": first, "patientId": "pat-r"})
+        booked = await client.ok("appointment.book", {"slotId": first, "patientId": unique("pat-r")})
         await client.ok("appointment.reschedule", {"appointmentId": booked["id"], "newSlotId": second})
 
     replica = f"replay_{unique('db').replace('-', '_')}"
@@ -75,7 +75,7 @@ async def test_replaying_the_decisions_topic_twice_yields_the_live_rows(service:
         live, replayed = await _rows(service.postgres), await _rows(replica_dsn)
         for table in TABLES:
             assert replayed[table] == {k: v for k, v in live[table].items() if k in replayed[table]}
-        assert booked["id"] in replayed["appointments"] and replayed["appointments"][booked["id"]][0] == 2
+        assert booked["id"] in replayed["appointments"] and replayed["appointments"][booked["id"]][0] == 3
     finally:
         await producer.stop()
         await pool.close()

@@ -39,7 +39,7 @@ async def test_booking_travels_the_whole_path(service: Any) -> None:
         slot = await _slot(client, schedule["id"])
         key = unique("book")
         first = await client.command(
-            "appointment.book", {"slotId": slot["id"], "patientId": "pat-1"}, headers={"Nats-Msg-Id": key}
+            "appointment.book", {"slotId": slot["id"], "patientId": unique("pat")}, headers={"Nats-Msg-Id": key}
         )
         assert first["ok"], first
         appointment = first["data"]
@@ -71,8 +71,8 @@ async def test_second_booking_of_a_slot_is_refused(service: Any) -> None:
     async with Client(service) as client:
         schedule = await _schedule(client)
         slot = await _slot(client, schedule["id"])
-        await client.ok("appointment.book", {"slotId": slot["id"], "patientId": "pat-1"})
-        second = await client.command("appointment.book", {"slotId": slot["id"], "patientId": "pat-2"})
+        await client.ok("appointment.book", {"slotId": slot["id"], "patientId": unique("pat")})
+        second = await client.command("appointment.book", {"slotId": slot["id"], "patientId": unique("pat")})
         assert second == {
             "ok": False,
             "error": {"code": "SLOT_NOT_AVAILABLE", "status": 409, "message": f"slot {slot['id']} is busy"},
@@ -85,13 +85,13 @@ async def test_repeat_with_same_idempotency_key_returns_first_reply_and_emits_no
         slot = await _slot(client, schedule["id"])
         later = await _slot(client, schedule["id"], "2027-01-05T10:00:00Z", "2027-01-05T10:15:00Z")
         key = unique("idem")
-        body = {"slotId": slot["id"], "patientId": "pat-1"}
+        body = {"slotId": slot["id"], "patientId": unique("pat")}
         first = await client.command("appointment.book", body, headers={"Nats-Msg-Id": key})
         repeat = await client.command("appointment.book", body, headers={"Nats-Msg-Id": key})
         by_field = await client.command("appointment.book", {**body, "commandId": key})
         assert first["ok"] and repeat == first and by_field == first
         # a later booking on the same resource (same partition, so its event comes after any duplicate)
-        marker = await client.ok("appointment.book", {"slotId": later["id"], "patientId": "pat-9"})
+        marker = await client.ok("appointment.book", {"slotId": later["id"], "patientId": unique("pat")})
         marker_subject = f"appointments/{marker['id']}"
         seen = await client.events(
             "scheduling.events.appointment.created", lambda es: any(e["subject"] == marker_subject for e in es)
@@ -130,7 +130,7 @@ async def test_another_tenant_sees_nothing(service: Any) -> None:
     async with Client(service) as client:
         schedule = await _schedule(client, tenant="t1")
         slot = await _slot(client, schedule["id"], tenant="t1")
-        appointment = await client.ok("appointment.book", {"slotId": slot["id"], "patientId": "pat-1"})
+        appointment = await client.ok("appointment.book", {"slotId": slot["id"], "patientId": unique("pat")})
         other = await client.command("appointment.book", {"slotId": slot["id"], "patientId": "x"}, tenant="t2")
         assert other["error"]["code"] == "SLOT_NOT_FOUND"
         cancel = await client.command("appointment.cancel", {"appointmentId": appointment["id"]}, tenant="t2")

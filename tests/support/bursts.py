@@ -45,7 +45,7 @@ async def interrupted_burst(
     answered: list[dict[str, Any]] = []
 
     async def book(i: int) -> dict[str, Any]:
-        reply = await _book_until_answered(client, {"slotId": slots[i % SLOTS], "patientId": f"p{i}"},
+        reply = await _book_until_answered(client, {"slotId": slots[i % SLOTS], "patientId": unique(f"p{i}")},
                                            unique(f"burst{i}"))  # fmt: skip
         answered.append(reply)
         return reply

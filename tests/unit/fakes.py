@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from domain.commands import Command, parse_command
-from domain.decisions import WRITE, Context, Decision, Event
+from domain.decisions import WRITE, Context, Decision, Event, FollowUp
 from domain.errors import ErrorCode
 from domain.model import Entity
 from domain.resource import DayIndex, ResourceIndex, day_key
@@ -126,24 +126,31 @@ class InMemoryState:
                 self.indexes[index.key] = index
         self.events.extend(decision.events)
 
-    def run(self, command: Command, ctx: Context | None = None, *, apply: bool = True) -> Decision:
-        """Decide `command` against this state and apply it, then its follow-ups at once (another partition's
-        actor decides them later, as the service itself).
+    def run(self, command: Command, ctx: Context | None = None, *, apply: bool = True, follow: bool = True) -> Decision:
+        """Decide `command` against this state and apply it, then (`follow`) its follow-ups at once (another
+        partition's actor decides them later, as the service itself).
 
-        Returns the command's own decision, but for one that starts a saga (a booking or a move): what the
-        caller is answered with, the saga's settlement."""
-        own, answer = self._run(command, ctx, apply=apply)
+        Returns the command's own decision, but for one that starts a saga (a booking or a move) and is
+        followed: what the caller is answered with, the saga's settlement."""
+        own, answer = self._run(command, ctx, apply=apply, follow=follow)
         return answer if own.pending else own
 
-    def _run(self, command: Command, ctx: Context | None, *, apply: bool) -> tuple[Decision, Decision]:
+    def follow(self, follow_up: FollowUp, ctx: Context | None = None, *, follow: bool = True) -> Decision:
+        """Decide one follow-up command as the service's own (what another partition's actor does)."""
+        follower = replace(ctx or make_context(), subject=FOLLOW_UP_CALLER, scopes=frozenset({WRITE}), patient_id=None)
+        return self._run(parse_command(follow_up.command, follow_up.body), follower, apply=True, follow=follow)[1]
+
+    def _run(
+        self, command: Command, ctx: Context | None, *, apply: bool, follow: bool = True
+    ) -> tuple[Decision, Decision]:
         ctx = ctx or make_context()
         decision = decide(command, self, ctx)
         if not apply:
             return decision, decision
-        if decision.ok or decision.changes:
+        if decision.ok or decision.changes or decision.indexes:
             self.apply(decision)
         answer = decision
-        for i, follow_up in enumerate(decision.follow_ups):
+        for i, follow_up in enumerate(decision.follow_ups if follow else []):
             follower = replace(
                 ctx,
                 command_id=f"{ctx.command_id}:follow-up:{i}",

@@ -163,7 +163,8 @@ async def test_a_booking_is_answered_by_its_saga_and_a_repeat_gets_that_answer(w
     _, slot_id = await _schedule_with_slot(world)
     body, key = {"slotId": slot_id, "patientId": "pat-1"}, token_of(slot_id)
     started = await world.start("appointment.book", body, key=key, delivery="s-1", command_id="booking")
-    assert started.outcome == PENDING and started.reply_to is None and started.changes == []
+    assert started.outcome == PENDING and started.reply_to is None
+    assert [(c.kind, c.data["status"]) for c in started.changes] == [("slot", "busy-tentative")]  # held from now
     ((_, hold),) = world.fresh_commands()
     assert (CommandEnvelope.decode(hold).type, CommandEnvelope.decode(hold).reply_to) == ("saga.hold", "_INBOX.test")
     early = await world.start("appointment.book", body, key=key, delivery="s-2", command_id="booking")
@@ -311,12 +312,12 @@ async def test_no_entity_of_a_batch_reaches_the_tables_before_its_journal_entrie
     seen_when_journaled.clear()
     record = await world.command("appointment.book", {"slotId": slot_id, "patientId": "p"}, key=token_of(slot_id))
     assert record.outcome == "ok"
-    # the booking, the patient's time held, then the settlement journaled (twice: its own key and the booking's)
-    # while the slot is still free in the tables, then the confirmation once the slot is busy
-    assert (
-        seen_when_journaled == ["free", "free", "free", "free", "busy"]
-        and world.tables.slots[slot_id]["status"] == "busy"
-    )
+    # each command's journal entry is written before its entities: the booking while the slot is still free,
+    # the patient's time and the settlement (twice: its own key and the booking's) while the slot is held,
+    # then the patient's confirmation once the slot is busy
+    held = "busy-tentative"
+    assert seen_when_journaled == ["free", held, held, held, "busy"]
+    assert world.tables.slots[slot_id]["status"] == "busy"
 
 
 async def test_the_offer_sweep_ends_unanswered_offers_and_passes_the_slot_on(world: World) -> None:
@@ -343,3 +344,31 @@ async def test_the_offer_sweep_ends_unanswered_offers_and_passes_the_slot_on(wor
     assert world.tables.waitlist[first_id]["status"] == "waiting"
     assert world.tables.waitlist[first_id]["declinedSlotIds"] == [slot_id]
     assert world.tables.waitlist[second_id]["status"] == "offered"
+
+
+async def test_the_hold_sweep_gives_up_a_saga_still_waiting_and_its_late_step_is_given_back(world: World) -> None:
+    _, slot_id = await _schedule_with_slot(world)
+    token = token_of(slot_id)
+    started = await world.start("appointment.book", {"slotId": slot_id, "patientId": "p"}, key=token)
+    assert started.outcome == PENDING
+    partition = partition_of(token, Settings().partitions)
+    later = {"now": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
+    for i, (claims, delivery) in enumerate(((CLAIMS, "staff-sweep"), (ADMIN, "sweep"), (ADMIN, "sweep-again"))):
+        env = CommandEnvelope(delivery_id=delivery, type="holds.expire", body=later, claims=claims,
+                              command_id=delivery)  # fmt: skip
+        offset = world.offset if partition == 0 else i  # the world's offsets are partition 0's
+        await world.actor.decide(partition, [(b"holds.expire", env.encode(), partition, offset)])
+        world.offset += partition == 0
+    refused, swept, again = (r for r in world.outbox.records() if r.type == "holds.expire")
+    assert refused.outcome == "FORBIDDEN"
+    assert swept.reply["data"] == {"expired": 1, "open": 0} and again.reply["data"] == {"expired": 0, "open": 0}
+    # this world decides the rest on partition 0, whose cache has not seen the sweep's partition's writes
+    world.actor._parsed.clear()
+    answers = [r for r in await world.pump() if r.reply_to == "_INBOX.test"]
+    assert answers[-1].reply["error"] == {
+        "code": "SLOT_NOT_AVAILABLE",
+        "status": 409,
+        "message": "the slots could not be held in time; nothing was changed",
+        "details": {"reason": "hold-expired"},
+    }
+    assert world.tables.slots[slot_id]["status"] == "free" and world.tables.appointments == {}

@@ -54,10 +54,10 @@ def test_a_booking_writes_one_day_bucket_not_the_whole_calendar() -> None:
     )
     assert schedule["slotCount"] == 65 * 32  # 65 weekdays in 90 days from a Monday
     slot_id = next(eid for kind, eid in state.entities if kind == "slot")
-    decision = book(state, slot_id)
+    decision = state.run(cmd("appointment.book", slotId=slot_id, patientId="pat-1"), follow=False)
     assert decision.ok
     buckets = [i for i in decision.indexes if isinstance(i, DayIndex)]
-    # the settlement: one day bucket, and the resource's index that no longer lists the saga
+    # the booking holds the slot: one day bucket, and the resource's index that lists the saga
     assert len(buckets) == 1 and len(decision.indexes) == 2
     assert len(json.dumps(buckets[0].model_dump(mode="json"))) < 10_000
 
@@ -157,6 +157,6 @@ def test_every_decision_advances_the_versions_of_the_indexes_it_writes_once() ->
     schedule = create_schedule(state)
     slot = create_slot(state, schedule["id"], at(9))
     before = state.calendar_bucket(slot["id"])
-    booked = book(state, slot["id"])
+    booked = state.run(cmd("appointment.book", slotId=slot["id"], patientId="pat-1"), follow=False)
     (bucket,) = [i for i in booked.indexes if isinstance(i, DayIndex)]
     assert bucket.version == before.version + 1  # hold writes the bucket twice, one version step

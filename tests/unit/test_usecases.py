@@ -306,7 +306,7 @@ def test_book_books_the_slot(world: World) -> None:
 
     slot = world.slot(0)
     assert slot.status.value == "busy"
-    assert slot.version == 2
+    assert slot.version == 3  # held when the booking started, then booked
     assert slot.overbooked is False
     assert {(e.kind, e.id) for e in decision.changes} == {("slot", slot.id), ("appointment", data["id"])}
     index = world.state.calendar(world.token)
@@ -384,7 +384,7 @@ def test_double_booking_override_with_permission_overbooks_the_slot(scopes: tupl
     slot = state.get(Slot, b)
     assert slot.status.value == "busy"
     assert slot.overbooked is True
-    assert slot.version == 2
+    assert slot.version == 3
     assert state.get(Slot, a).overbooked is False
     assert set(state.calendar(resource_token(TENANT, PRACTITIONER)).appointments) == {first["id"], second["id"]}
 
@@ -428,7 +428,7 @@ def test_portal_request_proposes_an_appointment(world: World) -> None:
     assert decision.events[0].subject == f"appointments/{data['id']}"
     slot = world.slot(1)
     assert slot.status.value == "busy-tentative"
-    assert slot.version == 2
+    assert slot.version == 3
 
 
 def test_portal_request_by_provider_and_time_finds_the_slot(world: World) -> None:
@@ -507,7 +507,7 @@ def test_reschedule_moves_the_appointment(world: World) -> None:
     assert decision.events[0].subject == f"appointments/{appointment['id']}"
     assert decision.events[0].data == data
     old, new = world.slot(0), world.slot(2)
-    assert (old.status.value, old.version) == ("free", 3)
+    assert (old.status.value, old.version) == ("free", 4)
     assert (new.status.value, new.version) == ("busy", 2)
     index = world.state.calendar(world.token)
     assert index.holders == {new.id: [appointment["id"]]}
@@ -632,7 +632,7 @@ def test_releasing_statuses_free_the_slot(world: World, status: str) -> None:
     appointment = world.book(0)
     decision = world.status(appointment["id"], status)
     assert event_types(decision) == [f"appointment.{status}"]
-    assert (world.slot(0).status.value, world.slot(0).version) == ("free", 3)
+    assert (world.slot(0).status.value, world.slot(0).version) == ("free", 4)
     assert world.state.calendar(world.token).holders == {}
     ok(book(world.state, world.slots[0], "pat-2"))
 
@@ -655,7 +655,7 @@ def test_confirming_a_proposal_makes_the_slot_busy(world: World, path: list[str]
         assert ok(decision)["version"] == step
         assert event_types(decision) == [f"appointment.{status}"]
         assert world.slot(0).status.value == "busy"
-    assert world.slot(0).version == 3  # busy-tentative -> busy once
+    assert world.slot(0).version == 4  # held, proposed (busy-tentative), then busy once
 
 
 @pytest.mark.parametrize(
@@ -700,7 +700,7 @@ def test_cancel_frees_the_slot(world: World) -> None:
     assert event_types(decision) == ["appointment.cancelled"]
     assert decision.events[0].subject == f"appointments/{appointment['id']}"
     slot = world.slot(0)
-    assert (slot.status.value, slot.version) == ("free", 3)
+    assert (slot.status.value, slot.version) == ("free", 4)
     index = world.state.calendar(world.token)
     assert index.holders == {} and index.appointments == {}
     ok(book(world.state, world.slots[0], "pat-2"))
@@ -939,7 +939,7 @@ def test_cancelling_inside_an_exception_leaves_the_slot_unavailable(world: World
     decision = _cancel(world, appointment["id"])
     assert event_types(decision) == ["appointment.cancelled"]  # nothing to offer
     slot = world.slot(0)
-    assert (slot.status.value, slot.version) == ("busy-unavailable", 3)
+    assert (slot.status.value, slot.version) == ("busy-unavailable", 4)
     assert world.state.calendar(world.token).holders == {}
     assert_refused(book(world.state, world.slots[0]), ErrorCode.SLOT_NOT_AVAILABLE, 409)
 

@@ -1,0 +1,92 @@
+"""The worker dies at each step of a saga across resources (deterministic failpoints, docs/decisions.md "Work
+across resources"): when the move started, when a slot was held on another resource's partition, when the
+home settled it, when the held slot was confirmed. Each time, once `scheduling dev` has restarted the worker,
+the callers repeating with their idempotency keys are answered, the contested slot is held by exactly one
+appointment, the loser keeps what it had, and no slot stays held by nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Service, running_dev, unique
+from support.bursts import until_answered
+from support.client import Client, eventually
+
+HORIZON = {"start": "2027-07-01T00:00:00Z", "end": "2027-08-01T00:00:00Z"}
+
+
+@pytest.fixture(scope="module")
+def armed() -> Iterator[tuple[Service, Path]]:
+    folder = Path(tempfile.mkdtemp(prefix="failpoints-"))
+    with running_dev(SCHEDULING_FAILPOINTS_DIR=str(folder)) as started:
+        yield started, folder
+
+
+async def _resource(client: Client, kind: str = "Practitioner") -> dict[str, Any]:
+    body = {"actor": {"reference": unique(f"{kind}/c"), "type": kind}, "serviceType": "gp", "planningHorizon": HORIZON}
+    return await client.ok("schedule.create", body)
+
+
+async def _slot(client: Client, schedule: dict[str, Any], day: int) -> str:
+    start, end = f"2027-07-{day:02d}T09:00:00Z", f"2027-07-{day:02d}T09:30:00Z"
+    created = await client.ok("slot.create", {"scheduleId": schedule["id"], "start": start, "end": end})
+    slot_id: str = created["id"]
+    return slot_id
+
+
+async def _slot_of(client: Client, schedule: dict[str, Any], slot_id: str) -> dict[str, Any]:
+    status, body, _ = await client.get(f"/schedules/{schedule['id']}/slots", limit="50")
+    assert status == 200, body
+    found: dict[str, Any] = next(s for s in body["data"] if s["id"] == slot_id)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "failpoint",
+    ["journaled-appointment.reschedule", "journaled-saga.hold", "applied-saga.settle", "published-saga.confirm"],
+)
+async def test_a_worker_dying_at_a_saga_step_ends_in_one_outcome(armed: Any, failpoint: str) -> None:
+    service, folder = armed
+    async with Client(service) as client:
+        origin, target, room = await _resource(client), await _resource(client), await _resource(client, "Location")
+        mine, wanted, room_slot = (
+            await _slot(client, origin, 2),
+            await _slot(client, target, 3),
+            await _slot(client, room, 3),
+        )
+        booked = await client.ok("appointment.book", {"slotId": mine, "patientId": unique("mover")})
+        worker = service.role("worker").pid
+
+        (folder / failpoint).touch()
+        move = {"appointmentId": booked["id"], "newSlotId": wanted, "additionalSlotIds": [room_slot]}
+        rival = {"slotId": wanted, "patientId": unique("rival")}
+        moved, rivalled = await asyncio.gather(
+            until_answered(client, "appointment.reschedule", move, unique("move")),
+            until_answered(client, "appointment.book", rival, unique("rival")),
+        )
+        assert not (folder / failpoint).exists(), "the failpoint was never reached"
+        await eventually(lambda: service.role("worker").pid != worker, within=30)
+
+        assert [moved["ok"], rivalled["ok"]].count(True) == 1, (moved, rivalled)
+        winner = moved["data"] if moved["ok"] else rivalled["data"]
+        assert winner["slotId"] == wanted
+        status, now, _ = await client.get(f"/appointments/{booked['id']}")
+        assert status == 200 and "pendingMove" not in now["data"]
+        assert now["data"]["slotId"] == (wanted if moved["ok"] else mine)
+
+        async def settled() -> bool:
+            """Every confirmation and release has landed: nothing held, each slot as its holder says."""
+            slots = [await _slot_of(client, origin, mine), await _slot_of(client, target, wanted),
+                     await _slot_of(client, room, room_slot)]  # fmt: skip
+            expected = ["free", "busy", "busy"] if moved["ok"] else ["busy", "busy", "free"]
+            return [s["status"] for s in slots] == expected and all(s["holds"] == [] for s in slots)
+
+        await eventually(settled, within=30, interval=0.2)
+        assert (await _slot_of(client, target, wanted))["booked"] == 1
