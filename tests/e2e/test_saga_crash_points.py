@@ -29,7 +29,8 @@ def armed() -> Iterator[tuple[Service, Path]]:
 
 
 async def _resource(client: Client, kind: str = "Practitioner") -> dict[str, Any]:
-    body = {"actor": {"reference": unique(f"{kind}/c"), "type": kind}, "serviceType": "gp", "planningHorizon": HORIZON}
+    body = {"actor": {"reference": unique(f"{kind}/c"), "type": kind}, "locationId": "Location/main",
+            "serviceType": "gp", "planningHorizon": HORIZON}  # fmt: skip
     return await client.ok("schedule.create", body)
 
 
