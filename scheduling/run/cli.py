@@ -1,4 +1,4 @@
-"""`scheduling dev | worker | bridge | projector` (CONTRACT section 8)."""
+"""`scheduling dev | worker | bridge | projector` (CONTRACT section 8), `token | status` (section 9)."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ import jwt
 import nats
 
 from scheduling.core.config import Settings
-from scheduling.run import roles, stack, worker
+from scheduling.run import devtoken, roles, stack, status, worker
+from scheduling.run.devtoken import DEV_SECRET
 from scheduling.streams import kafka
 
-DEV_SECRET = "dev-secret"
 RESTART_BACKOFF = 2.0
 
 
@@ -40,7 +40,24 @@ def main(argv: list[str] | None = None) -> None:
     dev.add_argument("--data-dir", default=".scheduling", type=Path)
     for role in ("worker", "bridge", "projector"):
         sub.add_parser(role, help=f"run the {role} against external services")
+    token = sub.add_parser("token", help="print a development JWT (HS256)")
+    token.add_argument("--tenant", required=True)
+    token.add_argument(
+        "--scope", action="append", default=[], choices=devtoken.SCOPES,
+        help=f"repeatable; default: {' '.join(devtoken.DEFAULT_SCOPES)}",
+    )  # fmt: skip
+    token.add_argument("--patient", help="makes a patient token (claim patient_id)")
+    token.add_argument("--secret", help="sign with this HS256 secret instead of the development one")
+    token.add_argument("--hours", type=float, default=devtoken.DEFAULT_HOURS, help="validity (default 12)")
+    state = sub.add_parser("status", help="consumer groups, partition owners, lag and the busiest resources")
+    state.add_argument("--kafka", help="bootstrap host:port (default: KAFKA_BROKER_URL)")
+    state.add_argument("--nats", help="NATS URL, for the workers' own views (default: NATS_URL)")
+    state.add_argument("--json", action="store_true", help="the same report as GET /ops/partitions")
     args = parser.parse_args(argv)
+    if args.role == "token":
+        sys.exit(print_token(args))
+    if args.role == "status":
+        sys.exit(status.main(args.kafka, args.nats, as_json=args.json))
     _logging()
     if args.role == "dev":
         sys.exit(run_dev(args.data_dir))
@@ -49,6 +66,16 @@ def main(argv: list[str] | None = None) -> None:
         return
     runner = roles.run_bridge if args.role == "bridge" else roles.run_projector
     asyncio.run(runner(Settings()))
+
+
+def print_token(args: argparse.Namespace) -> int:
+    try:
+        secret = devtoken.signing_secret(args.secret, os.environ)
+        print(devtoken.mint(args.tenant, args.scope, secret, patient=args.patient, hours=args.hours))
+    except devtoken.Refused as refused:
+        print(f"scheduling token: {refused}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _probe(nats_url: str, secret: str) -> bool:
