@@ -38,7 +38,7 @@ def render(state: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def _workers(nats_url: str) -> list[dict[str, Any]]:
+async def workers(nats_url: str) -> list[dict[str, Any]]:
     """The workers' own views; none (owners then come from the broker alone) when NATS does not answer."""
     try:
         nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0)
@@ -51,7 +51,7 @@ async def _workers(nats_url: str) -> list[dict[str, Any]]:
 
 
 async def collect(settings: Settings) -> dict[str, Any]:
-    return await groups.report(settings, await _workers(settings.nats_url))
+    return await groups.report(settings, await workers(settings.nats_url))
 
 
 def main(kafka: str | None, nats_url: str | None, *, as_json: bool) -> int:

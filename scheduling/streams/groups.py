@@ -87,17 +87,16 @@ def with_worker_views(members: list[dict[str, Any]], workers: list[dict[str, Any
     return out
 
 
-def owners(members: list[dict[str, Any]], partitions: list[int]) -> dict[int, str]:
-    """Partition -> owning member; a sole member owns every partition even when its assignment is untold."""
-    told = {p: m["memberId"] for m in members for p in m["partitions"]}
-    if not told and len(members) == 1:
-        return dict.fromkeys(partitions, members[0]["memberId"])
-    return told
+def sole_owner(members: list[dict[str, Any]], partitions: list[int]) -> list[dict[str, Any]]:
+    """A sole member owns every partition, even when the broker did not tell its assignment."""
+    if len(members) == 1 and not members[0]["partitions"]:
+        return [{**members[0], "partitions": sorted(partitions)}]
+    return members
 
 
 def _partitions(topic: str, ends: dict[TopicPartition, int], committed: dict[TopicPartition, Any],
                 members: list[dict[str, Any]]) -> list[dict[str, Any]]:  # fmt: skip
-    owned = owners(members, [tp.partition for tp in ends if tp.topic == topic])
+    owned = {p: m["memberId"] for m in members for p in m["partitions"]}
     rows = []
     for tp in sorted((tp for tp in ends if tp.topic == topic), key=lambda tp: tp.partition):
         done = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0
@@ -152,9 +151,9 @@ async def report(settings: Settings, workers: list[dict[str, Any]]) -> dict[str,
             described = await _describe(admin, group, topic)
             if topic == COMMANDS_TOPIC:
                 described["members"] = with_worker_views(described["members"], workers)
-            committed = await admin.list_consumer_group_offsets(
-                group, partitions=[tp for tp in tps if tp.topic == topic]
-            )
+            own = [tp for tp in tps if tp.topic == topic]
+            committed = await admin.list_consumer_group_offsets(group, partitions=own)
+            described["members"] = sole_owner(described["members"], [tp.partition for tp in own])
             rows = _partitions(topic, ends, committed, described["members"])
             out.append({"group": group, "topic": topic, **described, "partitions": rows,
                         "lag": sum(r["lag"] for r in rows)})  # fmt: skip
