@@ -8,6 +8,7 @@ lag, with the owners left unknown and `error` saying why.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
+from domain.ids import TOKEN_LENGTH
 from scheduling.core.config import COMMANDS_TOPIC, DECISIONS_TOPIC, Settings
 from scheduling.streams.broker_guards import true_end_offsets
 
@@ -24,6 +26,8 @@ from scheduling.streams.broker_guards import true_end_offsets
 RECENT_SECONDS = 300
 TAIL_RECORDS = 500
 BUSIEST = 10
+#: a resource's routing token (the commands' key); the timers' partition-wide commands are keyed by name instead
+RESOURCE_KEY = re.compile(rf"[0-9a-f]{{{TOKEN_LENGTH}}}")
 
 
 def service_groups(settings: Settings) -> dict[str, str]:
@@ -56,7 +60,7 @@ def members_of(description: dict[str, Any], topic: str) -> list[Member]:
             assignment = ConsumerProtocolMemberAssignment.decode(raw["member_assignment"])
             assigned = tuple(sorted(p for t, ps in assignment.assignment if t == topic for p in ps))
         members.append(Member(raw["member_id"], raw["client_id"], raw["client_host"], assigned))
-    return sorted(members, key=lambda m: (m.partitions[:1] or (1 << 31), m.member_id))
+    return sorted(members, key=lambda m: (m.partitions[:1] or (1 << 31,), m.member_id))
 
 
 async def _describe(admin: AIOKafkaAdminClient, group: str, topic: str) -> dict[str, Any]:
@@ -122,8 +126,9 @@ async def busiest(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int], n
             break
         for tp, records in batches.items():
             for record in records:
-                if record.timestamp >= since_ms and record.key is not None:
-                    counts[(record.key.decode(errors="replace"), tp.partition)] += 1
+                key = (record.key or b"").decode(errors="replace")
+                if record.timestamp >= since_ms and RESOURCE_KEY.fullmatch(key):
+                    counts[(key, tp.partition)] += 1
                 if record.offset + 1 >= ends[tp]:
                     remaining.discard(tp)
     return [{"resource": key, "partition": partition, "commands": n}
