@@ -58,7 +58,10 @@ async def test_the_readme_quick_start_books_cancels_and_reads_the_calendar() -> 
         assert '"status": "booked"' in done.stdout and '"cancellationReason": "patient request"' in done.stdout
         assert "group scheduling (scheduling-commands): Stable, 1 member(s)" in done.stdout
 
-        assert "using the development secret" in (service.data_dir / "dev.log").read_text()
+        announced = (service.data_dir / "dev.log").read_text()
+        assert "using the development secret" in announced
+        for what in ("the Kafka-protocol broker (Tansu)", "NATS with JetStream", "PostgreSQL"):
+            assert f"starting {what} ..." in announced and f"{what} is up at" in announced
         headers = {"Authorization": f"Bearer {mint('clinic-1', ['scheduling:read'], DEV_SECRET)}"}
         async with Client(service) as client:
             for patient, provider in (("p-1001", "Practitioner/dr-grey"), ("p-1002", "Practitioner/dr-house")):
