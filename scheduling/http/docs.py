@@ -1,6 +1,7 @@
 """`GET /docs`: Swagger UI over `/openapi.json`, served from the `swagger-ui-py` package's assets.
 
-The assets ship with the package (no CDN), so the page works on a closed network. Swagger UI 5 reads
+The assets ship with the package (no CDN) and the online validator badge is off, so the page works on a
+closed network. Swagger UI 5 reads
 OpenAPI 3.1; its Authorize button takes the bearer token of the document's `securitySchemes`.
 """
 
@@ -29,6 +30,7 @@ PAGE = """<!doctype html>
       deepLinking: true,
       displayOperationId: true,
       docExpansion: "list",
+      validatorUrl: null,
     });
   </script>
 </body>
