@@ -58,7 +58,8 @@ async def collect(settings: Settings) -> dict[str, Any]:
 def main(kafka: str | None, nats_url: str | None, *, as_json: bool) -> int:
     settings = Settings()
     if not (kafka or os.environ.get("KAFKA_BROKER_URL")):
-        print("scheduling status: give --kafka HOST:PORT or set KAFKA_BROKER_URL (scheduling dev prints it)", file=sys.stderr)
+        print("scheduling status: give --kafka HOST:PORT or set KAFKA_BROKER_URL (scheduling dev prints it)",
+              file=sys.stderr)  # fmt: skip
         return 2
     settings = replace(settings, kafka_url=kafka or settings.kafka_url, nats_url=nats_url or settings.nats_url)
     state = asyncio.run(asyncio.wait_for(collect(settings), 30))
