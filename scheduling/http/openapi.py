@@ -259,6 +259,18 @@ def document() -> dict[str, Any]:
         },
         "/metrics": {"get": {"security": [], "responses": {"200": {"description": "Prometheus text"}}}},
         "/openapi.json": {"get": {"security": [], "responses": {"200": {"description": "this document"}}}},
+        "/docs": {
+            "get": {
+                "security": [],
+                "responses": {"200": {"description": "this document as a page", "content": {"text/html": {}}}},
+            }
+        },
+        "/ops/partitions": {
+            "get": {
+                "description": "admin: consumer groups, partition owners, lag, busiest resources (`scheduling status`)",
+                "responses": _responses("200", {"type": "object"}, ("401", "403", "503")),
+            }
+        },
     }
     for entry in CATALOG:
         paths.setdefault(entry.path, {})[entry.method.lower()] = _command(entry)

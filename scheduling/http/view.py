@@ -28,6 +28,7 @@ from scheduling.core.catalog import CATALOG, PublicCommand
 from scheduling.core.config import COMMAND_SUBJECT_PREFIX, Settings
 from scheduling.core.failures import is_outage
 from scheduling.core.wire import Claims
+from scheduling.http import docs, ops
 from scheduling.http.openapi import document
 from scheduling.readmodel import queries
 from scheduling.streams.lag import LagProbe
@@ -346,4 +347,6 @@ def build(
     r.add_get("/healthz", healthz)
     r.add_get("/readyz", readyz)
     r.add_get("/metrics", metrics_route)
+    r.add_get("/ops/partitions", ops.partitions_route(settings, nc, app[VERIFIER]))
+    docs.add_routes(r)
     return app

@@ -1,4 +1,4 @@
-"""`scheduling dev | worker | bridge | projector` (CONTRACT section 8)."""
+"""`scheduling dev | worker | bridge | projector` (CONTRACT section 8), `token | status` (section 9)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import shutil
 import signal
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 import warnings
@@ -22,11 +23,13 @@ import jwt
 import nats
 
 from scheduling.core.config import Settings
-from scheduling.run import roles, stack, worker
+from scheduling.run import devtoken, roles, stack, status, worker
+from scheduling.run.devtoken import DEV_SECRET
 from scheduling.streams import kafka
 
-DEV_SECRET = "dev-secret"
 RESTART_BACKOFF = 2.0
+#: start-up taking longer than this says what it still waits for, this often
+PROGRESS_EVERY = 3.0
 
 
 def _logging() -> None:
@@ -40,7 +43,24 @@ def main(argv: list[str] | None = None) -> None:
     dev.add_argument("--data-dir", default=".scheduling", type=Path)
     for role in ("worker", "bridge", "projector"):
         sub.add_parser(role, help=f"run the {role} against external services")
+    token = sub.add_parser("token", help="print a development JWT (HS256)")
+    token.add_argument("--tenant", required=True)
+    token.add_argument(
+        "--scope", action="append", default=[], choices=devtoken.SCOPES,
+        help=f"repeatable; default: {' '.join(devtoken.DEFAULT_SCOPES)}",
+    )  # fmt: skip
+    token.add_argument("--patient", help="makes a patient token (claim patient_id)")
+    token.add_argument("--secret", help="sign with this HS256 secret instead of the development one")
+    token.add_argument("--hours", type=float, default=devtoken.DEFAULT_HOURS, help="validity (default 12)")
+    state = sub.add_parser("status", help="consumer groups, partition owners, lag and the busiest resources")
+    state.add_argument("--kafka", help="bootstrap host:port (default: KAFKA_BROKER_URL)")
+    state.add_argument("--nats", help="NATS URL, for the workers' own views (default: NATS_URL)")
+    state.add_argument("--json", action="store_true", help="the same report as GET /ops/partitions")
     args = parser.parse_args(argv)
+    if args.role == "token":
+        sys.exit(print_token(args))
+    if args.role == "status":
+        sys.exit(status.main(args.kafka, args.nats, as_json=args.json))
     _logging()
     if args.role == "dev":
         sys.exit(run_dev(args.data_dir))
@@ -49,6 +69,16 @@ def main(argv: list[str] | None = None) -> None:
         return
     runner = roles.run_bridge if args.role == "bridge" else roles.run_projector
     asyncio.run(runner(Settings()))
+
+
+def print_token(args: argparse.Namespace) -> int:
+    try:
+        secret = devtoken.signing_secret(args.secret, os.environ)
+        print(devtoken.mint(args.tenant, args.scope, secret, patient=args.patient, hours=args.hours))
+    except devtoken.Refused as refused:
+        print(f"scheduling token: {refused}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _probe(nats_url: str, secret: str) -> bool:
@@ -80,6 +110,23 @@ def _http_ready(port: int) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+def waiting_for(port: int, nats_url: str) -> str:
+    """What the start-up still waits for, in words: the worker's failing readiness checks and table recovery."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            body = json.load(response)
+    except urllib.error.HTTPError as not_ready:  # 503 while a check fails
+        body = json.load(not_ready)
+    except (OSError, ValueError):
+        return "the worker's HTTP view is not up yet"
+    pending = [name for name, ok in body.get("checks", {}).items() if not ok] or ["the first command's round trip"]
+    recovering = [w for w in asyncio.run(status.workers(nats_url)) if not w.get("tablesRecovered")]
+    if recovering:
+        left = sum(int(w.get("recoveryRemaining") or 0) for w in recovering)
+        return f"{', '.join(pending)}; table recovery: {left} changelog records left"
+    return ", ".join(pending)
 
 
 def supervise(services: Any, roles: dict[str, Any], env: dict[str, str], stopping: Callable[[], bool]) -> None:
@@ -116,6 +163,8 @@ def run_dev(data_dir: Path) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    ready_env = data_dir / "ready.env"
+    ready_env.unlink(missing_ok=True)
     services = stack.start(
         data_dir, kafka=kafka_url, nats=os.environ.get("NATS_URL"), postgres=os.environ.get("DATABASE_URL")
     )
@@ -135,8 +184,10 @@ def run_dev(data_dir: Path) -> int:
             env["SCHEDULING_BROKER"] = "tansu"
         os.environ.update(env)
         asyncio.run(kafka.ensure_topics(Settings()))
+        log.info("starting the roles: projector, bridge, worker (logs in %s)", data_dir)
         roles = {role: services.spawn_role(role, env) for role in ("projector", "bridge", "worker")}
-        deadline = time.monotonic() + 120
+        started = time.monotonic()
+        deadline, progress_at = started + 120, started + PROGRESS_EVERY
         while not stopping:
             if any(r.process.poll() is not None for r in roles.values()):
                 log.error("a role exited during start-up; see the logs in %s", data_dir)
@@ -146,16 +197,22 @@ def run_dev(data_dir: Path) -> int:
             if time.monotonic() > deadline:
                 log.error("not ready after 120 s; see the logs in %s", data_dir)
                 return 1
+            if time.monotonic() > progress_at:
+                log.info("waiting %.0f s for: %s", time.monotonic() - started, waiting_for(port, services.nats))
+                progress_at = time.monotonic() + PROGRESS_EVERY
             time.sleep(0.2)
         if not stopping:
+            http = f"http://127.0.0.1:{port}"
             print(
-                f"ready http=http://127.0.0.1:{port} nats={services.nats} kafka={services.kafka} "
-                f"postgres={services.postgres}",
+                f"ready http={http} nats={services.nats} kafka={services.kafka} postgres={services.postgres}",
                 flush=True,
             )
+            # for a second shell: `. .scheduling/ready.env` (README, quick start)
+            ready_env.write_text(f"API={http}\nNATS={services.nats}\nKAFKA={services.kafka}\n")
         supervise(services, roles, env, lambda: stopping)
         return 0
     finally:
+        ready_env.unlink(missing_ok=True)
         services.stop()
 
 

@@ -8,6 +8,7 @@ orphan broker or database behind; `Stack.stop()` stops them in order.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+log = logging.getLogger("scheduling.dev")
 
 
 def free_port() -> int:
@@ -183,10 +185,18 @@ def start(data_dir: Path, *, kafka: str | None = None, nats: str | None = None, 
     """Start what is not given as a URL; the caller stops the stack."""
     data_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(data_dir=data_dir.resolve())
+    starts = [("the Kafka-protocol broker (Tansu)", "kafka", kafka, stack.start_kafka),
+              ("NATS with JetStream", "nats", nats, stack.start_nats),
+              ("PostgreSQL", "postgres", postgres, stack.start_postgres)]  # fmt: skip
     try:
-        stack.kafka = kafka or stack.start_kafka()
-        stack.nats = nats or stack.start_nats()
-        stack.postgres = postgres or stack.start_postgres()
+        for what, attribute, given, start_one in starts:
+            if given:
+                log.info("using the given %s at %s", what, given)
+                setattr(stack, attribute, given)
+                continue
+            began = time.monotonic()
+            log.info("starting %s ...", what)
+            log.info("%s is up at %s (%.1f s)", what, start_one(), time.monotonic() - began)
     except BaseException:
         stack.stop()
         raise

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from typing import Any, cast
 
 import asyncpg
@@ -17,10 +19,10 @@ from nats.aio.client import Client as NATS
 
 import agents
 import tables
-from scheduling.core.config import Settings
+from scheduling.core.config import COMMANDS_TOPIC, Settings
 from scheduling.http import view
 from scheduling.run.ports import Adapters
-from scheduling.streams import kafka
+from scheduling.streams import kafka, presence
 from scheduling.streams.app import Streams, create_app
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,30 @@ async def _ready_checks(app: faust.App, pool: asyncpg.Pool, nc: NATS) -> dict[st
     return checks
 
 
+def worker_view(app: faust.App) -> dict[str, Any]:
+    """What this worker holds and how far its tables are, for `scheduling status` (streams/presence.py)."""
+    recovery = cast(Any, app.tables).recovery
+    thread = getattr(app.consumer, "_thread", None)  # faust keeps the aiokafka consumer (and member id) private
+    coordinator = getattr(getattr(thread, "_consumer", None), "_coordinator", None)
+    return {
+        "memberId": getattr(coordinator, "member_id", None),
+        "partitions": sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == COMMANDS_TOPIC),
+        "tablesRecovered": recovery.completed.is_set() and not app.rebalancing,
+        "recoveryRemaining": recovery.active_remaining_total(),
+    }
+
+
+async def tell_presence(app: faust.App, nc: NATS, port: int) -> None:
+    """Keep this worker's entry in the presence bucket fresh while it runs."""
+    name = f"{socket.gethostname()}-{os.getpid()}"
+    while True:
+        try:
+            await presence.publish(nc.jetstream(), name, {**worker_view(app), "httpPort": port})
+        except Exception as exc:  # NATS away: the entry expires and status shows the owner as unknown
+            log.warning("worker presence not published: %r", exc)
+        await asyncio.sleep(presence.REFRESH_SECONDS)
+
+
 def build(settings: Settings) -> Streams:
     """The worker's app with its tables, agents, timers and the HTTP view task."""
     streams = create_app(settings)
@@ -55,6 +81,7 @@ def build(settings: Settings) -> Streams:
         await runner.setup()
         await web.TCPSite(runner, "0.0.0.0", settings.http_port).start()
         log.info("http view on port %s", settings.http_port)
+        await tell_presence(streams.app, nc, settings.http_port)
 
     streams.app.task(serve_http)
     return streams
