@@ -225,3 +225,42 @@ async def test_one_hundred_callers_for_ten_slots_make_ten_winners(service: Any) 
         assert all(s["holds"] == [] for s in origin_slots.values())
         for i, s in enumerate(own):
             assert origin_slots[s]["status"] == ("free" if booked[i]["id"] in moved else "busy")
+
+
+async def test_hostile_additional_slots_are_refused_and_change_nothing(service: Any) -> None:
+    async with Client(service) as client:
+        doctor, room = await resource(client), await resource(client, "Location")
+        mine = await slot(client, doctor, at(12, "09:00"), at(12, "09:30"))
+        room_slot = await slot(client, room, at(12, "09:00"), at(12, "09:30"))
+        async with Client(service) as other:
+            theirs = await other.ok(
+                "schedule.create",
+                {"actor": {"reference": unique("Location/t2"), "type": "Location"}, "locationId": "Location/x",
+                 "serviceType": "gp", "planningHorizon": HORIZON},
+                tenant="t2",
+            )  # fmt: skip
+            foreign = (await other.ok(
+                "slot.create", {"scheduleId": theirs["id"], "start": at(12, "09:00"), "end": at(12, "09:30")},
+                tenant="t2",
+            ))["id"]  # fmt: skip
+        hostile: list[tuple[Any, str]] = [
+            ([foreign], "SLOT_NOT_FOUND"),  # another tenant's slot does not exist for this caller
+            (["a\x00b"], "VALIDATION_FAILED"),
+            ([room_slot] * 2, "VALIDATION_FAILED"),
+            ([mine], "VALIDATION_FAILED"),
+            ([f"sl-{'0' * 12}-{i}" for i in range(6)], "VALIDATION_FAILED"),
+            (room_slot, "VALIDATION_FAILED"),
+            ([{"id": room_slot}], "VALIDATION_FAILED"),
+            (["x" * 100_000], "VALIDATION_FAILED"),
+        ]
+        for additional, expected in hostile:
+            body = {"slotId": mine, "patientId": unique("pat"), "additionalSlotIds": additional}
+            reply = await client.command("appointment.book", body)
+            assert code(reply) == expected, (additional if len(str(additional)) < 200 else "huge", reply)
+        mine_now, room_now = (await slots(client, doctor))[mine], (await slots(client, room))[room_slot]
+        assert (mine_now["status"], mine_now["holds"], room_now["status"], room_now["holds"]) == (
+            "free",
+            [],
+            "free",
+            [],
+        )

@@ -1,5 +1,5 @@
 """Portal requests and registration events published while the bridge and the projector are down are taken
-once they are back, exactly once (scheduling/streams/durable.py)."""
+once they are back, exactly once, behind poison messages that are dropped (scheduling/streams/durable.py)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,9 @@ async def test_inputs_published_while_the_roles_are_down_are_taken_once_back(own
             for role in roles:
                 role.kill()
             await eventually(lambda: all(_dead(role) for role in roles))  # zombies: their parent is suspended
+            for poison, headers in ((b"not json", service.auth()), (b"{}", {}), (b"\x00" * 10, service.auth())):
+                await client.nc.publish("portal.appointment.requested", poison, headers=headers)
+                await client.nc.publish("registration.patient.registered", poison, headers=headers)
             for _ in range(2):  # the portal sends the same request twice: one appointment
                 await client.nc.publish("portal.appointment.requested", json.dumps(request).encode(),
                                         headers=service.auth(sub="patient-portal"))  # fmt: skip
@@ -56,7 +59,7 @@ async def test_inputs_published_while_the_roles_are_down_are_taken_once_back(own
             )
             await client.nc.flush()
             stored = await client.js.stream_info("SCHEDULING_INPUTS")
-            assert stored.state.messages >= 3  # kept by JetStream while nobody reads them
+            assert stored.state.messages >= 9  # kept by JetStream while nobody reads them
         finally:
             supervisor.resume()
 
