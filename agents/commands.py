@@ -89,7 +89,11 @@ SETTLED = "\x1fsettled"
 
 def journal_key(key: bytes, env: CommandEnvelope) -> str:
     """Idempotency keys are scoped by tenant, caller and resource: a repeat is the same caller's."""
-    return "\x1f".join((env.claims.tenant, str(env.claims.sub), key.decode(errors="replace"), env.command_id))
+    return _journal_key(env.claims.tenant, str(env.claims.sub), key.decode(errors="replace"), env.command_id)
+
+
+def _journal_key(tenant: str, caller: str, key: str, command_id: str) -> str:
+    return "\x1f".join((tenant, caller, key, command_id))
 
 
 async def until_done(step: Callable[[], Awaitable[None]], what: str) -> None:
@@ -242,8 +246,8 @@ class ResourceActor:
         batch.journal[journaled_as] = record.dump()
         if record.answers is not None:
             caller, command_id = record.answers
-            key, _, command = command_id.partition(":")
-            batch.journal["\x1f".join((record.tenant, caller, key, command)) + SETTLED] = record.dump()
+            key, _, command = command_id.partition(":")  # the decision's command id is `<routing key>:<id>`
+            batch.journal[_journal_key(record.tenant, caller, key, command) + SETTLED] = record.dump()
 
     async def _commit(self, batch: Batch) -> None:
         """The batch's durable steps; each waits for the broker's acknowledgement of all its writes."""

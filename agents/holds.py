@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agents.reminders import DecideInternal
+from agents.sweeps import owned_indexes
 from domain.commands import ExpireHolds, SettleSaga, parse_as
 from domain.decisions import State
 from domain.saga import Failure, SagaPlan
 from scheduling.core import metrics
-from scheduling.core.routing import partition_of
 from scheduling.core.wire import Claims, CommandEnvelope
 from tables import Table
 
@@ -31,12 +31,9 @@ class HoldSweep:
     partitions: int
 
     def waiting(self, state: State, partition: int) -> Iterator[tuple[str, SagaPlan]]:
-        for token in sorted(list(self.resources.keys())):
-            if partition_of(token, self.partitions) != partition:
-                continue
-            index = state.resource(token)
-            for plan in index.sagas.values() if index else []:
-                yield token, plan
+        for index in owned_indexes(self.resources, self.partitions, partition, state):
+            for plan in index.sagas.values():
+                yield index.token, plan
 
     async def sweep(
         self, env: CommandEnvelope, partition: int, state: State, decide_internal: DecideInternal
@@ -50,12 +47,7 @@ class HoldSweep:
         ]
         for token, plan in expired:
             key = f"hold-expiry:{plan.id}"
-            failure = Failure(
-                code="",
-                message="the slots could not be held in time",
-                details={"reason": "hold-expired"},
-                at=len(plan.steps),
-            )
+            failure = Failure.hold_expired(plan)
             await decide_internal(
                 token.encode(),
                 CommandEnvelope(

@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agents.reminders import DecideInternal
+from agents.sweeps import owned_indexes
 from domain.commands import ExpireWaitlistOffer, ExpireWaitlistOffers, parse_as
 from domain.decisions import State
 from domain.ids import token_of
 from domain.model import WaitlistEntry, WaitlistStatus
-from scheduling.core.routing import partition_of
 from scheduling.core.wire import Claims, CommandEnvelope
 from tables import Table
 
@@ -31,11 +31,8 @@ class OfferSweep:
     partitions: int
 
     def expired(self, state: State, partition: int, tenant: str, now: datetime) -> Iterator[WaitlistEntry]:
-        for token in sorted(list(self.resources.keys())):
-            if partition_of(token, self.partitions) != partition:
-                continue
-            index = state.resource(token)
-            for entry_id in index.waitlist if index else []:
+        for index in owned_indexes(self.resources, self.partitions, partition, state):
+            for entry_id in index.waitlist:
                 entry = state.entity("waitlist", entry_id)
                 if (
                     isinstance(entry, WaitlistEntry)

@@ -328,12 +328,17 @@ class ExpireWaitlistOffer(Command):
     now: UtcDatetime | None = None
 
 
-class HoldForSaga(Command):
-    """Internal: on a step's partition, take what step `at` of the plan names (domain/usecases/sagas.py)."""
+class SagaStepCommand(Command):
+    """Internal: about step `at` of a saga's plan, decided on that step's partition (domain/usecases/sagas.py)."""
 
-    NAME: ClassVar[str] = "saga.hold"
     plan: SagaPlan
     at: Annotated[int, Field(ge=0)]
+
+
+class HoldForSaga(SagaStepCommand):
+    """Internal: take what step `at` of the plan names."""
+
+    NAME: ClassVar[str] = "saga.hold"
 
 
 class SettleSaga(Command):
@@ -344,12 +349,10 @@ class SettleSaga(Command):
     failure: Failure | None = None
 
 
-class ConfirmSagaStep(Command):
-    """Internal: on a step's partition, what step `at` held is the appointment's for good."""
+class ConfirmSagaStep(SagaStepCommand):
+    """Internal: what step `at` held is the appointment's for good."""
 
     NAME: ClassVar[str] = "saga.confirm"
-    plan: SagaPlan
-    at: Annotated[int, Field(ge=0)]
 
 
 class ReleaseSagaStep(Command):

@@ -20,6 +20,8 @@ from domain.status import AppointmentStatus
 SagaId = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(safe_name)]
 #: the most slots of other resources one appointment holds with its own
 MAX_ADDITIONAL_SLOTS = 5
+#: the details of a refusal because the plan's holds expired
+EXPIRED = {"reason": "hold-expired"}
 
 
 class StepKind(StrEnum):
@@ -93,3 +95,12 @@ class Failure(Model):
     details: Any = None
     #: index of the step that refused (the steps before it hold something)
     at: int = 0
+
+    @classmethod
+    def hold_expired(cls, plan: SagaPlan) -> Failure:
+        """The plan was given up at its expiry (by the home's sweep) before every step answered."""
+        return cls(code="", message="the slots could not be held in time", details=dict(EXPIRED), at=len(plan.steps))
+
+    @property
+    def expired(self) -> bool:
+        return bool(self.details == EXPIRED)

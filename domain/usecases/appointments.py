@@ -17,7 +17,7 @@ from domain.decisions import DOUBLE_BOOK, Session
 from domain.errors import DomainError, ErrorCode, validation_error
 from domain.ids import mint, resource_token, token_of
 from domain.model import Actor, ActorType, Appointment, Participant, PendingMove, Period, Schedule, Slot, SlotStatus
-from domain.saga import Intent, NewAppointment, SagaPlan, SagaStep, StepKind, Target
+from domain.saga import EXPIRED, Intent, NewAppointment, SagaPlan, SagaStep, StepKind, Target
 from domain.status import AppointmentStatus, can_transition
 from domain.usecases import sagas
 from domain.usecases.common import _appointment_rules, _check_patient, _check_version
@@ -45,11 +45,31 @@ def _steps(session: Session, home: str, patient_id: str, slot_ids: list[str]) ->
     return [*steps, SagaStep(kind=StepKind.PATIENT, token=patient_token(session.ctx.tenant, patient_id))]
 
 
-def _additional(main: str, additional: list[str], current: str | None = None) -> list[str]:
-    if len(set(additional)) != len(additional) or main in additional or (current is not None and current in additional):
+def _additional(main: str, additional: list[str]) -> list[str]:
+    if len(set(additional)) != len(additional) or main in additional:
         problem = "additionalSlotIds must be distinct slots other than the main one"
         raise validation_error([{"field": "additionalSlotIds", "message": problem}])
     return additional
+
+
+def _plan(session: Session, **fields: Any) -> SagaPlan:
+    """A saga started by this command: named after it (a repeat of it is answered with the saga's outcome)."""
+    ctx = session.ctx
+    return SagaPlan(
+        id=ctx.command_id,
+        tenant=ctx.tenant,
+        expires_at=ctx.now + ctx.hold_for,
+        origin_caller=str(ctx.subject),
+        origin_command=ctx.command_id,
+        **fields,
+    )
+
+
+def _unused(session: Session, appointment_id: str) -> str:
+    """A new appointment's id, unless the command id that mints it made another appointment already."""
+    if session.exists("appointment", appointment_id):
+        raise validation_error([{"field": "commandId", "message": "already used for another appointment"}])
+    return appointment_id
 
 
 def _start_booking(
@@ -71,13 +91,10 @@ def _start_booking(
     patient = session.ctx.access.is_patient
     slot, _, overlapping = _bookable(session, slot_id, allow_double_booking=allow_double_booking, patient=patient)
     home = token_of(slot.id)
-    appointment_id = mint("ap", home, session.ctx.tenant, seed)
-    if session.exists("appointment", appointment_id):
-        raise validation_error([{"field": "commandId", "message": "already used for another appointment"}])
+    appointment_id = _unused(session, mint("ap", home, session.ctx.tenant, seed))
     additional = _additional(slot.id, additional_slot_ids)
-    plan = SagaPlan(
-        id=session.ctx.command_id,
-        tenant=session.ctx.tenant,
+    plan = _plan(
+        session,
         intent=Intent.BOOK,
         home=home,
         appointment_id=appointment_id,
@@ -86,11 +103,8 @@ def _start_booking(
         additional_slot_ids=additional,
         period=slot.period,
         steps=_steps(session, home, patient_id, additional),
-        expires_at=session.ctx.now + session.ctx.hold_for,
         by_patient=patient,
         allow_double_booking=allow_double_booking,
-        origin_caller=str(session.ctx.subject),
-        origin_command=session.ctx.command_id,
         booking=NewAppointment(
             status=status, service_type=service_type, participants=participants, description=description
         ),
@@ -107,17 +121,15 @@ def create_appointment(session: Session, plan: SagaPlan) -> dict[str, Any]:
     patient, double = plan.by_patient, plan.allow_double_booking
     slot = session.get(Slot, plan.slot_id, ErrorCode.SLOT_NOT_FOUND)
     if not any(h.saga_id == plan.id for h in slot.holds):
-        raise DomainError(ErrorCode.SLOT_NOT_AVAILABLE, "the booking was given up", {"reason": "hold-expired"})
+        raise DomainError(ErrorCode.SLOT_NOT_AVAILABLE, "the booking was given up", dict(EXPIRED))
     schedule = session.get(Schedule, slot.schedule_id, ErrorCode.SCHEDULE_NOT_FOUND)
     local = [
         _bookable(session, s, allow_double_booking=double, patient=patient)[0]
         for s in plan.additional_slot_ids
         if token_of(s) == plan.home
     ]
-    if session.exists("appointment", plan.appointment_id):
-        raise validation_error([{"field": "commandId", "message": "already used for another appointment"}])
     appointment = Appointment(
-        id=plan.appointment_id,
+        id=_unused(session, plan.appointment_id),
         tenant_id=session.ctx.tenant,
         status=booking.status,
         slot_id=slot.id,
@@ -137,11 +149,7 @@ def create_appointment(session: Session, plan: SagaPlan) -> dict[str, Any]:
         additional_slot_ids=plan.additional_slot_ids,
     )
     slot_status = SlotStatus.BUSY_TENTATIVE if booking.status is S.PROPOSED else SlotStatus.BUSY
-    holds = [h for h in slot.holds if h.saga_id != plan.id]
-    full = SlotStatus.BUSY_TENTATIVE if holds else slot_status
-    session.save(
-        slot.model_copy(update={"holds": holds, "status": full if slot.booked >= slot.capacity else SlotStatus.FREE})
-    )
+    sagas.confirm_seat(session, slot, plan)
     for other in local:
         _hold(session, other, appointment, slot_status)
     saved = session.save(appointment)
@@ -230,9 +238,8 @@ def reschedule(cmd: c.RescheduleAppointment, session: Session) -> dict[str, Any]
         )
         period = new_slot.period
     steps = _steps(session, home, appointment.patient_id, [cmd.new_slot_id, *additional])
-    plan = SagaPlan(
-        id=session.ctx.command_id,
-        tenant=session.ctx.tenant,
+    plan = _plan(
+        session,
         intent=Intent.MOVE,
         home=home,
         appointment_id=appointment.id,
@@ -242,10 +249,7 @@ def reschedule(cmd: c.RescheduleAppointment, session: Session) -> dict[str, Any]
         period=period,
         old_period=appointment.period,
         steps=steps,
-        expires_at=now + session.ctx.hold_for,
         by_patient=patient,
-        origin_caller=str(session.ctx.subject),
-        origin_command=session.ctx.command_id,
     )
     pending = PendingMove(
         saga_id=plan.id, slot_id=plan.slot_id, additional_slot_ids=additional, expires_at=plan.expires_at
@@ -258,7 +262,7 @@ def move_appointment(session: Session, plan: SagaPlan) -> dict[str, Any]:
     """A move's saga held every other resource: check this resource's new slots again, give back the old ones."""
     appointment = session.get(Appointment, plan.appointment_id, ErrorCode.APPOINTMENT_NOT_FOUND)
     if appointment.pending_move is None or appointment.pending_move.saga_id != plan.id:
-        raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, "the move was given up", {"reason": "hold-expired"})
+        raise DomainError(ErrorCode.NEW_SLOT_NOT_AVAILABLE, "the move was given up", dict(EXPIRED))
     if appointment.status not in MOVABLE:
         raise DomainError(
             ErrorCode.INVALID_STATUS_TRANSITION,

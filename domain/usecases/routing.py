@@ -46,7 +46,7 @@ def command_token(command: c.Command, tenant: str) -> str:
             | c.VoidSlot(slot_id=sid)
         ):
             return token_of(sid)
-        case c.HoldForSaga(plan=plan, at=at) | c.ConfirmSagaStep(plan=plan, at=at) if at < len(plan.steps):
+        case c.SagaStepCommand(plan=plan, at=at) if at < len(plan.steps):
             return plan.steps[at].token
         case c.SettleSaga(plan=plan):
             return plan.home

@@ -98,6 +98,17 @@ def hold_seat(session: Session, slot: Slot, plan: SagaPlan, overlapping: list[st
     Calendar(session, token_of(slot.id)).take(slot, plan.appointment_id, slot.period)
 
 
+def confirm_seat(session: Session, slot: Slot, plan: SagaPlan) -> None:
+    """The seat the plan holds of `slot` is its appointment's: `busy` once the slot is full (`busy-tentative`
+    while other seats are still held, or for a proposed appointment)."""
+    holds = [h for h in slot.holds if h.saga_id != plan.id]
+    tentative = holds or (plan.booking is not None and plan.booking.status is AppointmentStatus.PROPOSED)
+    full = SlotStatus.BUSY_TENTATIVE if tentative else SlotStatus.BUSY
+    session.save(
+        slot.model_copy(update={"holds": holds, "status": full if slot.booked >= slot.capacity else SlotStatus.FREE})
+    )
+
+
 def release_hold(session: Session, slot_id: str, saga_id: str, appointment_id: str) -> bool:
     """Give back the seat saga `saga_id` holds of the slot, if it still does."""
     slot = session.find(Slot, slot_id)
@@ -157,7 +168,7 @@ def settle(cmd: c.SettleSaga, session: Session, finish: Finish) -> dict[str, Any
         session.save_index(index.model_copy(update={"sagas": {k: v for k, v in index.sagas.items() if k != plan.id}}))
     refusal: DomainError | None = None
     if not waiting:
-        refusal = _refusal(plan, Failure(code="", message="", details={"reason": "hold-expired"}, at=len(plan.steps)))
+        refusal = _refusal(plan, Failure.hold_expired(plan))
     elif cmd.failure is not None:
         refusal = _refusal(plan, cmd.failure)
     data: dict[str, Any] = {}
@@ -185,9 +196,8 @@ def settle(cmd: c.SettleSaga, session: Session, finish: Finish) -> dict[str, Any
 
 
 def _refusal(plan: SagaPlan, failure: Failure) -> DomainError:
-    expired = isinstance(failure.details, dict) and failure.details.get("reason") == "hold-expired"
     fallback = ErrorCode.NEW_SLOT_NOT_AVAILABLE if plan.intent is Intent.MOVE else ErrorCode.SLOT_NOT_AVAILABLE
-    if expired:
+    if failure.expired:
         return DomainError(fallback, "the slots could not be held in time; nothing was changed", failure.details)
     code = ErrorCode(failure.code) if failure.code in ErrorCode.__members__ else ErrorCode.INTERNAL
     if plan.intent is Intent.MOVE:
@@ -216,12 +226,7 @@ def confirm(cmd: c.ConfirmSagaStep, session: Session) -> dict[str, Any]:
     slot = session.find(Slot, step.slot_id or "")
     if slot is None or not any(h.saga_id == plan.id for h in slot.holds):
         return {"sagaId": plan.id, "confirmed": None}  # confirmed before (a sweep and a settle may both confirm)
-    holds = [h for h in slot.holds if h.saga_id != plan.id]
-    tentative = holds or (plan.booking is not None and plan.booking.status is AppointmentStatus.PROPOSED)
-    full = SlotStatus.BUSY_TENTATIVE if tentative else SlotStatus.BUSY
-    session.save(
-        slot.model_copy(update={"holds": holds, "status": full if slot.booked >= slot.capacity else SlotStatus.FREE})
-    )
+    confirm_seat(session, slot, plan)
     return {"sagaId": plan.id, "confirmed": cmd.at}
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain.calendar import Calendar
+from domain.commands import ReleaseSagaStep
 from domain.decisions import Session
 from domain.errors import DomainError, ErrorCode
 from domain.ids import resource_token, token_of
@@ -101,7 +102,7 @@ def _release_elsewhere(
         body["period"] = period.dump()
     if saga_id is not None:
         body["sagaId"] = saga_id
-    session.follow_up(step.token, "saga.release", body)
+    session.follow_up(step.token, ReleaseSagaStep.NAME, body)
 
 
 def _resource_time(

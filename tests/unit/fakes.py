@@ -61,6 +61,17 @@ def make_context(
     )
 
 
+def as_service(ctx: Context, command_id: str | None = None) -> Context:
+    """The context of a follow-up command: the service itself (the actor's follow-up claims), same tenant."""
+    return replace(
+        ctx,
+        command_id=command_id or ctx.command_id,
+        subject=FOLLOW_UP_CALLER,
+        scopes=frozenset({WRITE}),
+        patient_id=None,
+    )
+
+
 def iso(moment: datetime) -> str:
     return moment.isoformat()
 
@@ -137,7 +148,7 @@ class InMemoryState:
 
     def follow(self, follow_up: FollowUp, ctx: Context | None = None, *, follow: bool = True) -> Decision:
         """Decide one follow-up command as the service's own (what another partition's actor does)."""
-        follower = replace(ctx or make_context(), subject=FOLLOW_UP_CALLER, scopes=frozenset({WRITE}), patient_id=None)
+        follower = as_service(ctx or make_context())
         return self._run(parse_command(follow_up.command, follow_up.body), follower, apply=True, follow=follow)[1]
 
     def _run(
@@ -151,13 +162,7 @@ class InMemoryState:
             self.apply(decision)
         answer = decision
         for i, follow_up in enumerate(decision.follow_ups if follow else []):
-            follower = replace(
-                ctx,
-                command_id=f"{ctx.command_id}:follow-up:{i}",
-                subject=FOLLOW_UP_CALLER,
-                scopes=frozenset({WRITE}),
-                patient_id=None,
-            )
+            follower = as_service(ctx, f"{ctx.command_id}:follow-up:{i}")
             _, followed = self._run(parse_command(follow_up.command, follow_up.body), follower, apply=True)
             if follow_up.carries_reply:
                 answer = followed

@@ -8,12 +8,11 @@ sequences must agree.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any, Protocol
 
 import pytest
-from fakes import FOLLOW_UP_CALLER, MONDAY, InMemoryState, cmd, iso, make_context, schedule_body
+from fakes import MONDAY, InMemoryState, as_service, cmd, iso, make_context, schedule_body
 
 from domain.commands import Command, parse_command
 from domain.decisions import Context, Decision, State
@@ -66,7 +65,7 @@ def _chain(store: Store, command: Command, ctx: Context) -> tuple[Decision, Deci
     store.apply_decision(decision)
     answer = decision
     for i, follow_up in enumerate(decision.follow_ups):
-        follower = replace(ctx, command_id=f"{ctx.command_id}:follow-up:{i}", subject=FOLLOW_UP_CALLER, patient_id=None)
+        follower = as_service(ctx, f"{ctx.command_id}:follow-up:{i}")
         _, followed = _chain(store, parse_command(follow_up.command, follow_up.body), follower)
         answer = followed if follow_up.carries_reply else answer
     return decision, answer
