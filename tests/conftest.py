@@ -52,6 +52,13 @@ class Service:
                 continue
         raise LookupError(f"no running {name}")
 
+    def replaced(self, name: str, pid: int) -> bool:
+        """Whether a role's process `pid` has been followed by a new one (false while none runs yet)."""
+        try:
+            return self.role(name).pid != pid
+        except LookupError:  # killed, and the supervisor has not started the next one yet
+            return False
+
     def token(self, tenant: str = "t1", scope: str = "scheduling:read scheduling:write", **claims: Any) -> str:
         return jwt.encode({"tenant": tenant, "sub": "tester", "scope": scope, **claims}, SECRET, algorithm="HS256")
 

@@ -38,4 +38,4 @@ async def test_a_worker_dying_inside_a_batch_loses_and_doubles_nothing(armed: An
     async with Client(service) as client:
         await interrupted_burst(client, service, arm, first=True)
     assert not (folder / failpoint).exists(), "the failpoint was never reached"
-    await eventually(lambda: service.role("worker").pid != worker, within=30)
+    await eventually(lambda: service.replaced("worker", worker), within=30)
