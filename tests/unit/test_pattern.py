@@ -302,3 +302,18 @@ def test_expansion_properties(scenario: tuple[AvailabilityPattern, Period]) -> N
         assert earlier.start < later.start
         assert earlier.end <= later.start
     assert result == _oracle(p, lo, hi)
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(scenarios(), st.integers(min_value=0, max_value=24 * 12), st.integers(min_value=1, max_value=24 * 12))
+def test_the_periods_starting_in_a_window_need_only_one_slot_length_past_it(
+    scenario: tuple[AvailabilityPattern, Period], offset: int, length: int
+) -> None:
+    """What the upkeep's `offered` rests on (a booking asks it for one slot): expanding to the window's end plus
+    one slot length keeps the same periods starting in the window as expanding a whole day further."""
+    p, within = scenario
+    start = within.start + timedelta(minutes=5 * offset)
+    window = Period(start=start, end=start + timedelta(minutes=5 * length))
+    narrow = expand(p, Period(start=window.start, end=window.end + timedelta(minutes=p.slot_minutes)))
+    wide = expand(p, Period(start=window.start, end=window.end + timedelta(hours=24)))
+    assert [s for s in narrow if s.start < window.end] == [s for s in wide if s.start < window.end]
