@@ -50,11 +50,10 @@ def expand(pattern: AvailabilityPattern, within: Period) -> list[Period]:
     if end <= start:
         return []
     periods: list[Period] = []
-    for period in _iterate(pattern, zone, start.astimezone(zone).date(), end.astimezone(zone).date()):
-        if start <= period.start and period.end <= end:
-            periods.append(period)
-            if len(periods) > MAX_SLOTS:
-                raise PatternTooLarge(f"the pattern expands to more than {MAX_SLOTS} slots")
+    for period in _iterate(pattern, zone, start, end):
+        periods.append(period)
+        if len(periods) > MAX_SLOTS:
+            raise PatternTooLarge(f"the pattern expands to more than {MAX_SLOTS} slots")
     periods.sort(key=lambda p: p.start)
     # All periods have the same length, so overlapping windows only need the last kept period checked.
     kept: list[Period] = []
@@ -64,22 +63,40 @@ def expand(pattern: AvailabilityPattern, within: Period) -> list[Period]:
     return kept
 
 
-def _iterate(pattern: AvailabilityPattern, zone: ZoneInfo, first: date, last: date) -> Iterator[Period]:
+def _iterate(pattern: AvailabilityPattern, zone: ZoneInfo, start: datetime, end: datetime) -> Iterator[Period]:
+    """The pattern's periods lying in [start, end]: a window's candidates before the range are skipped
+    arithmetically, not walked, and those outside it cost one conversion (a booking asks about one slot)."""
     step = timedelta(minutes=pattern.slot_minutes)
+    # wall-clock bounds of the range, widened by more than the zone's offset can change inside it
+    margin = _SLACK + abs(_offset(end, zone) - _offset(start, zone))
+    lo = start.astimezone(zone).replace(tzinfo=None) - margin
+    hi = end.astimezone(zone).replace(tzinfo=None) + margin
     for window in pattern.windows:
         days = rrule(
             DAILY,
-            dtstart=datetime.combine(first, datetime.min.time()),
-            until=datetime.combine(last, datetime.min.time()),
+            dtstart=datetime.combine(lo.date(), datetime.min.time()),
+            until=datetime.combine(hi.date(), datetime.min.time()),
             byweekday=[_RRULE_DAYS[d] for d in window.days_of_week],
         )
         for day in days:
-            local = datetime.combine(day.date(), window.start_time, tzinfo=zone)
+            opens = datetime.combine(day.date(), window.start_time)
+            skipped = max(0, (lo - opens) // step) if lo > opens else 0
+            local = (opens + skipped * step).replace(tzinfo=zone)
             window_end = datetime.combine(day.date(), window.end_time, tzinfo=zone)
-            while local + step <= window_end:
+            while local + step <= window_end and local.replace(tzinfo=None) <= hi:
                 slot_end = local + step
-                if _exists(local, zone) and _exists(slot_end, zone):
-                    utc_start, utc_end = local.astimezone(UTC), slot_end.astimezone(UTC)
+                utc_start = local.astimezone(UTC)
+                # outside the range first (one conversion), before the costlier checks of the wall times
+                if start <= utc_start and utc_start + step <= end and _exists(local, zone) and _exists(slot_end, zone):
+                    utc_end = slot_end.astimezone(UTC)
                     if utc_end - utc_start == step:
                         yield Period(start=utc_start, end=utc_end)
                 local = slot_end
+
+
+#: more than any daylight-saving change of a zone's offset
+_SLACK = timedelta(hours=3)
+
+
+def _offset(moment: datetime, zone: ZoneInfo) -> timedelta:
+    return moment.astimezone(zone).utcoffset() or timedelta()
