@@ -13,7 +13,7 @@ wins, so one expansion never yields overlapping slots.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import DAILY, FR, MO, SA, SU, TH, TU, WE, rrule
