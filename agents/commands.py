@@ -34,7 +34,7 @@ from typing import Any
 from agents.cursor import Cursor
 from agents.failpoints import reached as failpoints_reached
 from agents.holds import HoldSweep
-from agents.journal import expired_keys
+from agents.journal import entry, expired_keys, recorded
 from agents.offers import OfferSweep
 from agents.reminders import Reminders
 from domain.booking_policy import CONTRACT_DEFAULTS
@@ -217,7 +217,9 @@ class ResourceActor:
         if prior is not None:
             if prior.delivery_id == env.delivery_id:  # the same message again: finish what it started
                 record = prior
-                self._journal(batch, journaled_as, record)  # again: the local store may be ahead of the changelog
+                self._journal(
+                    batch, journaled_as, record, record.encode()
+                )  # again: the local store may be ahead of the changelog
                 batch.state.apply(record)
             else:  # a repeat: the first reply (a saga's, once it settled), nothing more
                 record = prior.repeat(env)
@@ -232,29 +234,31 @@ class ResourceActor:
         )
         metrics.DECISION_SECONDS.labels(env.type).observe(time.perf_counter() - started)
         record = DecisionRecord.of(env, decision, routing_key=key.decode(errors="replace"))
-        if len(record.encode()) > MAX_RECORD_BYTES:  # it could never be journaled: refused before it is
+        encoded = record.encode()
+        if len(encoded) > MAX_RECORD_BYTES:  # it could never be journaled: refused before it is
             too_large = {"field": "body", "message": f"its decision record would exceed {MAX_RECORD_BYTES} bytes"}
             raise DomainError(ErrorCode.VALIDATION_FAILED, "the command's outcome is too large to record", [too_large])
-        self._journal(batch, journaled_as, record)
+        self._journal(batch, journaled_as, record, encoded)
         batch.state.apply(record)
         batch.publish(key, record)
         return record
 
     @staticmethod
-    def _journal(batch: Batch, journaled_as: str, record: DecisionRecord) -> None:
-        """Journal the record; one that settles a saga also under its starting command's key (`SETTLED`)."""
-        batch.journal[journaled_as] = record.dump()
+    def _journal(batch: Batch, journaled_as: str, record: DecisionRecord, encoded: bytes) -> None:
+        """Journal the record (`encoded` is its JSON); one that settles a saga also under its starting command's
+        key (`SETTLED`)."""
+        batch.journal[journaled_as] = journaled = entry(record, encoded)
         if record.answers is not None:
             caller, command_id = record.answers
             key, _, command = command_id.partition(":")  # the decision's command id is `<routing key>:<id>`
-            batch.journal[_journal_key(record.tenant, caller, key, command) + SETTLED] = record.dump()
+            batch.journal[_journal_key(record.tenant, caller, key, command) + SETTLED] = journaled
 
     async def _commit(self, batch: Batch) -> None:
         """The batch's durable steps; each waits for the broker's acknowledgement of all its writes."""
         changelog = self._tables.changelog
         failpoints = self._settings.failpoints_dir
-        for journaled_as, entry in batch.journal.items():
-            self._tables.journal[journaled_as] = entry
+        for journaled_as, value in batch.journal.items():
+            self._tables.journal[journaled_as] = value
         await changelog.written()
         types = [command_type for command_type, _ in batch.outcomes]
         failpoints_reached(failpoints, "journaled", types)
@@ -278,7 +282,7 @@ class ResourceActor:
         if prior is None:
             return None
         try:
-            return DecisionRecord.load(prior)
+            return recorded(prior)
         except Unreadable as exc:
             log.critical("journal entry %r cannot be read (%s); deciding the command again", journaled_as, exc.reason)
             return None

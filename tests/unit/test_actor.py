@@ -17,6 +17,7 @@ from fakes import iso, schedule_body
 
 from agents.commands import ResourceActor, journal_key
 from agents.cursor import Cursor
+from agents.journal import recorded
 from agents.reminders import ReminderPorts, Reminders
 from domain.booking_policy import CONTRACT_DEFAULTS
 from domain.ids import resource_token, token_of
@@ -152,7 +153,7 @@ async def test_a_command_is_journaled_applied_and_published_and_the_cursor_moves
     record = await world.command("slot.create", body, key=token_of(schedule_id))
     assert record.outcome == "ok" and record.reply_to == "_INBOX.test"
     key = journal_key(token_of(schedule_id).encode(), CommandEnvelope.decode(_env_bytes(world, record)))
-    journaled = DecisionRecord.load(world.tables.journal[key])
+    journaled = recorded(world.tables.journal[key])
     assert journaled.indexes and journaled.published() == record  # the outbox carries no index writes
     assert record.indexes == [] and record.changes == journaled.changes
     assert world.tables.cursor["0"] == world.offset
