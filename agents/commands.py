@@ -2,12 +2,12 @@
 
 An actor takes the commands waiting on its partition (up to BATCH_MAX, or what arrived within
 BATCH_WITHIN), decides them one after another in memory, each seeing the decisions before it
-(`TableState` keeps a batch's writes pending), then makes the batch durable in four steps, each one
-round trip to the broker however many commands the batch holds (DESIGN decisions 4 and 8):
+(`TableState` keeps a batch's writes pending), then makes the batch durable in four steps, three round
+trips to the broker however many commands the batch holds (DESIGN decisions 4 and 8):
 1. the journal entries (the decision records) are written and acknowledged;
-2. entities and indexes are written to their tables and acknowledged;
+2. entities and indexes are written to their tables and, at the same time,
 3. the records go to the decisions topic, their follow-up commands to the commands topic and the
-   unreadable records to the dead-letter topic, all acknowledged by the broker;
+   unreadable records to the dead-letter topic; both acknowledged by the broker;
 4. the actor's cursor moves past the batch and is acknowledged.
 A crash before step 1 completes leaves no entity write of the batch (they are still pending): the
 commands are redelivered and decided again, in order, or replayed from the journal entries that did
@@ -33,6 +33,7 @@ from typing import Any
 
 from agents.cursor import Cursor
 from agents.failpoints import reached as failpoints_reached
+from agents.handoff import LocalPartitions, Message
 from agents.holds import HoldSweep
 from agents.journal import entry, expired_keys, recorded
 from agents.offers import OfferSweep
@@ -60,10 +61,8 @@ BATCH_MAX = 200
 BATCH_WITHIN = 0.002
 #: keys the bridge and the timers write: a resource's routing token, or the name of a fanned-out command
 ROUTING_KEY = re.compile(rb"[A-Za-z0-9._-]{1,64}")
-#: produce one record and wait for the broker's ack: (topic, key, value, partition)
-Send = Callable[[str, bytes, bytes, "int | None"], Awaitable[None]]
-#: one command message as read: (key, value, partition, offset)
-Message = tuple[bytes, "bytes | None", int, int]
+#: produce one record and wait for the broker's ack: (topic, key, value, partition) -> (partition, offset)
+Send = Callable[[str, bytes, bytes, "int | None"], Awaitable[tuple[int, int]]]
 
 
 def context_of(
@@ -140,6 +139,7 @@ class ResourceActor:
         self._holds = HoldSweep(tables.resources, settings.partitions)
         #: per partition, started afresh whenever an actor (re)gains it: another worker may have written it since
         self._parsed: dict[int, Parsed] = {}
+        self._local = LocalPartitions(cursor.expected)
         self._partition_wide: dict[str, Callable[[Batch, CommandEnvelope], Awaitable[dict[str, Any]]]] = {
             "reminder.dispatch": self._dispatch_reminders,
             "waitlist.expire-offers": self._expire_offers,
@@ -152,16 +152,26 @@ class ResourceActor:
         would ack and skip the commands, #315/#527), and no gap is left behind."""
         self._tables.changelog.begin()  # this partition's changelog writes, awaited by this partition only
         gained: set[int] = set()
-        async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN):
-            for partition in {e.message.partition for e in events} - gained:
-                self._parsed[partition] = Parsed()
-                gained.add(partition)
-            await self.receive([(e.key or b"", e.value, e.message.partition, e.message.offset) for e in events])
+        try:
+            async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN):
+                partitions = {e.message.partition for e in events}
+                for partition in partitions - gained:
+                    self._parsed[partition] = Parsed()
+                    self._local.gain(partition)
+                    gained.add(partition)
+                async with self._local.deciding(partitions):
+                    await self.receive([(e.key or b"", e.value, e.message.partition, e.message.offset) for e in events])
+        finally:  # revoked, or the worker stops: no follow-up is handed to these partitions any more
+            for partition in gained:
+                self._local.lose(partition)
 
     async def receive(self, messages: Sequence[Message]) -> None:
-        """Decide messages in offset order per partition; commands the stream skipped are read back first."""
+        """Decide messages in offset order per partition; commands the stream skipped are read back first, and
+        those below the partition's cursor (decided already: handed over, or before a restart) are passed over."""
         for partition, group in groupby(sorted(messages, key=lambda m: (m[2], m[3])), key=lambda m: m[2]):
-            batch = list(group)
+            batch = [m for m in group if m[3] >= self._cursor.expected(partition)]
+            if not batch:
+                continue
             if batch[0][3] > self._cursor.expected(partition):
                 await until_done(
                     partial(self._decide_missed, partition, batch[0][3]),
@@ -263,18 +273,35 @@ class ResourceActor:
         types = [command_type for command_type, _ in batch.outcomes]
         failpoints_reached(failpoints, "journaled", types)
         batch.state.flush()
-        await changelog.written()
-        failpoints_reached(failpoints, "applied", types)
+
+        async def applied() -> None:
+            await changelog.written()
+            failpoints_reached(failpoints, "applied", types)
+
+        follow_ups: list[Message] = []
 
         async def send() -> None:
-            await asyncio.gather(*(self._send(topic, key, value, None) for topic, key, value in batch.outbox))
+            sent = await asyncio.gather(*(self._send(topic, key, value, None) for topic, key, value in batch.outbox))
+            follow_ups[:] = [(key, value, *at) for (topic, key, value), at in zip(batch.outbox, sent, strict=True)
+                             if topic == COMMANDS_TOPIC]  # fmt: skip
 
-        await until_done(send, f"outbox writes of a batch of partition {batch.partition}")
+        # entities and outbox together: each only needs the journal durable first (one round trip saved)
+        await asyncio.gather(applied(), until_done(send, f"outbox writes of a batch of partition {batch.partition}"))
         failpoints_reached(failpoints, "published", types)
         self._cursor.advance(batch.partition, batch.last_offset)
         await changelog.written()
         for command_type, outcome in batch.outcomes:
             metrics.COMMANDS.labels(command_type, outcome).inc()
+        self._local.hand(follow_ups, self._decide_handed)
+
+    async def handed_over(self) -> None:
+        """Wait until the follow-ups handed to this worker's partitions so far are decided (or left to the stream)."""
+        await self._local.drained()
+
+    async def _decide_handed(self, partition: int, messages: Sequence[Message]) -> None:
+        """Follow-ups handed over by this worker's actor of another partition (agents/handoff.py)."""
+        self._tables.changelog.begin()  # this task's writes, awaited apart from those of the actor that handed them
+        await self.decide(partition, messages)
 
     def _prior(self, batch: Batch, journaled_as: str) -> DecisionRecord | None:
         """The journaled decision of this key (this batch's first); one that cannot be read counts as absent."""

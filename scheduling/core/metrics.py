@@ -15,6 +15,9 @@ OUTBOX_RETRIES = Counter("scheduling_outbox_retries_total", "Retried writes of a
 SKIPPED_COMMANDS = Counter(
     "scheduling_skipped_commands_total", "Commands the stream skipped and the actor read back itself"
 )
+HANDED_FOLLOW_UPS = Counter(
+    "scheduling_follow_ups_handed_total", "Follow-up commands decided by a local actor without waiting for a fetch"
+)
 DEAD_LETTERS = Counter("scheduling_dead_letters_total", "Records sent to the dead-letter stream", ["type"])
 CONSUMER_LAG = Gauge("scheduling_consumer_lag_records", "Commands not yet decided by the actors", ["partition"])
 PROJECTOR_LAG = Gauge("scheduling_projector_lag_records", "Decision records not yet projected", ["partition"])

@@ -55,9 +55,10 @@ class Streams:
     commands: faust.TopicT
     decisions: faust.TopicT
 
-    async def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
-        """Produce one record and wait for the broker's acknowledgement."""
-        await self.app.producer.send_and_wait(topic, key, value, partition, None, None)
+    async def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> tuple[int, int]:
+        """Produce one record and wait for the broker's acknowledgement: where it was written (partition, offset)."""
+        written = await self.app.producer.send_and_wait(topic, key, value, partition, None, None)
+        return written.partition, written.offset
 
 
 def create_app(settings: Settings) -> Streams:

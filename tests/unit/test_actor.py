@@ -7,9 +7,11 @@ an unreadable record is parked and refused; a failed send is retried, never skip
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from agents.reminders import ReminderPorts, Reminders
 from domain.booking_policy import CONTRACT_DEFAULTS
 from domain.ids import resource_token, token_of
 from domain.model import Appointment
+from scheduling.core import metrics
 from scheduling.core.config import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, DECISIONS_TOPIC, Settings
 from scheduling.core.routing import partition_of
 from scheduling.core.wire import PENDING, Claims, CommandEnvelope, DecisionRecord, ParkedRecord
@@ -42,11 +45,12 @@ class Outbox:
     sent: list[tuple[str, bytes, bytes, int | None]] = field(default_factory=list)
     failures: int = 0
 
-    async def __call__(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:
+    async def __call__(self, topic: str, key: bytes, value: bytes, partition: int | None) -> tuple[int, int]:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("broker away")
         self.sent.append((topic, key, value, partition))
+        return partition or 0, len(self.sent) - 1
 
     def records(self, topic: str = DECISIONS_TOPIC) -> list[DecisionRecord]:
         return [DecisionRecord.decode(value) for t, _, value, _ in self.sent if t == topic]
@@ -373,3 +377,65 @@ async def test_the_hold_sweep_gives_up_a_saga_still_waiting_and_its_late_step_is
         "details": {"reason": "hold-expired"},
     }
     assert world.tables.slots[slot_id]["status"] == "free" and world.tables.appointments == {}
+
+
+@dataclass
+class Stream:
+    """Faust's stream as the actor iterates it: one batch of events, then nothing until the actor is stopped."""
+
+    events: list[Any]
+
+    async def take_events(self, max_: int, within: float) -> Any:
+        yield self.events
+        await asyncio.Event().wait()
+
+
+@dataclass
+class Partition0(Outbox):
+    """The broker's answer to a produce: every command lands on partition 0, after the stream's commands."""
+
+    next_command: int = 0
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def __call__(self, topic: str, key: bytes, value: bytes, partition: int | None) -> tuple[int, int]:
+        await super().__call__(topic, key, value, partition)
+        if topic == DECISIONS_TOPIC and DecisionRecord.decode(value).reply_to == "_INBOX.test":
+            self.answered.set()
+        if topic != COMMANDS_TOPIC:
+            return 0, 0
+        self.next_command += 1
+        return 0, self.next_command - 1
+
+
+async def test_follow_ups_to_a_partition_this_worker_decides_are_handed_over_and_their_stream_copy_passed() -> None:
+    """agents/handoff.py: the saga's steps are decided one after another without the stream delivering them;
+    the copies the stream delivers afterwards lie below the cursor and change nothing."""
+    world = make_world(Settings())
+    _, slot_id = await _schedule_with_slot(world)
+    outbox = Partition0(next_command=world.offset + 1)
+    world.actor._send = outbox  # the broker now answers with offsets on partition 0
+    env = CommandEnvelope(delivery_id="h-1", type="appointment.book", body={"slotId": slot_id, "patientId": "p"},
+                          claims=CLAIMS, command_id="handed", reply_to="_INBOX.test")  # fmt: skip
+    message = SimpleNamespace(partition=0, offset=world.offset)
+    handed_before = metrics.HANDED_FOLLOW_UPS._value.get()
+    actor = asyncio.create_task(
+        world.actor.consume(
+            Stream([SimpleNamespace(key=token_of(slot_id).encode(), value=env.encode(), message=message)])
+        )
+    )
+    try:
+        await asyncio.wait_for(outbox.answered.wait(), timeout=10)
+        answer = next(r for r in outbox.records() if r.reply_to == "_INBOX.test")
+        assert (answer.type, answer.outcome) == ("saga.settle", "ok")
+        follow_ups = outbox.on(COMMANDS_TOPIC)
+        assert [CommandEnvelope.decode(v).type for _, v in follow_ups] == ["saga.hold", "saga.settle", "saga.confirm"]
+        await asyncio.wait_for(world.actor.handed_over(), timeout=10)
+        assert world.tables.cursor["0"] == world.offset + 4
+        assert metrics.HANDED_FOLLOW_UPS._value.get() - handed_before == 3
+        decided = len(outbox.records())
+        offsets = range(world.offset + 1, world.offset + 4)
+        await world.actor.receive([(k, v, 0, o) for (k, v), o in zip(follow_ups, offsets, strict=True)])
+        assert len(outbox.records()) == decided  # the stream's copies: passed over, nothing decided twice
+        assert world.tables.slots[slot_id]["status"] == "busy"
+    finally:
+        actor.cancel()
