@@ -33,7 +33,7 @@ from typing import Any
 
 from agents.cursor import Cursor
 from agents.failpoints import reached as failpoints_reached
-from agents.handoff import LocalPartitions, Message
+from agents.handoff import LocalPartitions, Message, next_run
 from agents.holds import HoldSweep
 from agents.journal import entry, expired_keys, recorded
 from agents.offers import OfferSweep
@@ -139,7 +139,7 @@ class ResourceActor:
         self._holds = HoldSweep(tables.resources, settings.partitions)
         #: per partition, started afresh whenever an actor (re)gains it: another worker may have written it since
         self._parsed: dict[int, Parsed] = {}
-        self._local = LocalPartitions(cursor.expected)
+        self._local = LocalPartitions()
         self._partition_wide: dict[str, Callable[[Batch, CommandEnvelope], Awaitable[dict[str, Any]]]] = {
             "reminder.dispatch": self._dispatch_reminders,
             "waitlist.expire-offers": self._expire_offers,
@@ -298,10 +298,15 @@ class ResourceActor:
         """Wait until the follow-ups handed to this worker's partitions so far are decided (or left to the stream)."""
         await self._local.drained()
 
-    async def _decide_handed(self, partition: int, messages: Sequence[Message]) -> None:
-        """Follow-ups handed over by this worker's actor of another partition (agents/handoff.py)."""
+    async def _decide_handed(self, partition: int, messages: Sequence[Message]) -> int:
+        """Follow-ups handed over by this worker's actor of another partition (agents/handoff.py): decided if they
+        are the partition's next commands (else others came first, and the stream delivers them in order)."""
         self._tables.changelog.begin()  # this task's writes, awaited apart from those of the actor that handed them
-        await self.decide(partition, messages)
+        self._tables.changelog.deciding(partition)  # the cursor read below is that partition's
+        run = next_run(messages, self._cursor.expected(partition))
+        if run:
+            await self.decide(partition, run)
+        return len(run)
 
     def _prior(self, batch: Batch, journaled_as: str) -> DecisionRecord | None:
         """The journaled decision of this key (this batch's first); one that cannot be read counts as absent."""

@@ -26,15 +26,14 @@ from scheduling.core import metrics
 log = logging.getLogger(__name__)
 #: one command message as read: (key, value, partition, offset)
 Message = tuple[bytes, "bytes | None", int, int]
-#: decide a partition's messages (the actor's `decide`)
-Decide = Callable[[int, Sequence[Message]], Awaitable[None]]
+#: decide those of a partition's handed messages that are its next commands; returns how many it decided
+Decide = Callable[[int, Sequence[Message]], Awaitable[int]]
 
 
 class LocalPartitions:
     """The partitions this worker's actors decide, each with the lock its deciders take."""
 
-    def __init__(self, expected: Callable[[int], int]) -> None:
-        self._expected = expected
+    def __init__(self) -> None:
         self._locks: dict[int, asyncio.Lock] = {}
         self._tasks: dict[int, set[asyncio.Task[None]]] = {}
 
@@ -84,18 +83,15 @@ class LocalPartitions:
         async with self.deciding([partition]) as owned:
             if not owned:
                 return
-            run = _next_run(messages, self._expected(partition))
-            if not run:
-                return  # others came first: the stream delivers these in order
             try:
-                await decide(partition, run)
+                decided = await decide(partition, messages)
             except Exception:  # the stream still delivers them: they are decided there
                 log.exception("follow-ups handed to partition %d failed; left to the stream", partition)
                 return
-            metrics.HANDED_FOLLOW_UPS.inc(len(run))
+            metrics.HANDED_FOLLOW_UPS.inc(decided)
 
 
-def _next_run(messages: list[Message], expected: int) -> list[Message]:
+def next_run(messages: Sequence[Message], expected: int) -> list[Message]:
     """The messages at offsets expected, expected + 1, ... (sorted by offset); stops at the first gap."""
     run: list[Message] = []
     for message in messages:
