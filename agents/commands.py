@@ -122,7 +122,8 @@ class Batch:
     last_offset: int = -1
 
     def publish(self, key: bytes, record: DecisionRecord) -> None:
-        self.outbox.append((DECISIONS_TOPIC, key, record.published().encode()))
+        if not record.only_for_the_journal:
+            self.outbox.append((DECISIONS_TOPIC, key, record.published().encode()))
         self.outbox += [(COMMANDS_TOPIC, f.key.encode(), f.envelope.encode()) for f in record.follow_ups]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self, cast
 
@@ -206,9 +207,31 @@ class IndexWrite(Wire):
     @classmethod
     def of(cls, index: ResourceIndex | DayIndex) -> IndexWrite:
         write = cls.model_construct(kind=cast(Literal["resource", "day"], index.KIND), key=index.key,
-                                    data=index.model_dump(mode="json"))  # fmt: skip
+                                    data=_dumped(index))  # fmt: skip
         write._model = index
         return write
+
+
+#: the last dumps of day indexes' slot maps, by the map's identity (the map is kept alive with its dump)
+_SLOT_DUMPS: OrderedDict[int, tuple[dict[str, Any], dict[str, Any]]] = OrderedDict()
+_SLOT_DUMPS_KEPT = 512
+
+
+def _dumped(index: ResourceIndex | DayIndex) -> dict[str, Any]:
+    """The index as JSON values; a day's slot map is dumped once. A booking changes a day's holders, not its
+    slots, and keeps the same slot map (`model_copy`): dumping a day of 144 slots again for every booking was
+    a fifteenth of the worker's CPU. The dumps are never changed, so one serves every write of that map."""
+    if not isinstance(index, DayIndex):
+        return index.model_dump(mode="json")
+    known = _SLOT_DUMPS.get(id(index.slots))
+    if known is not None and known[0] is index.slots:
+        _SLOT_DUMPS.move_to_end(id(index.slots))
+        return {**index.model_dump(mode="json", exclude={"slots"}), "slots": known[1]}
+    data = index.model_dump(mode="json")
+    _SLOT_DUMPS[id(index.slots)] = (index.slots, data["slots"])
+    if len(_SLOT_DUMPS) > _SLOT_DUMPS_KEPT:
+        _SLOT_DUMPS.popitem(last=False)
+    return data
 
 
 class FollowUpCommand(Wire):
@@ -282,7 +305,7 @@ class DecisionRecord(Wire):
                         reply_to=env.reply_to if f.carries_reply else None,
                         causation_id=env.causation,
                         received_at=decided_at.isoformat(),
-                        source="follow-up",
+                        source=FOLLOW_UP_SOURCE,
                     ),
                 )
                 for i, f in enumerate(decision.follow_ups)
@@ -323,6 +346,14 @@ class DecisionRecord(Wire):
             decided_at=datetime.now(UTC),
             dead_letter=dead,
             command=body if dead else None,
+        )
+
+    @property
+    def only_for_the_journal(self) -> bool:
+        """A follow-up's record that changed only the actor's indexes, emits nothing and answers no one (a saga
+        step on the patient's time): the projector and the relay would read it for nothing."""
+        return self.source == FOLLOW_UP_SOURCE and not (
+            self.changes or self.events or self.reply_to or self.dead_letter
         )
 
     def published(self) -> DecisionRecord:
@@ -366,6 +397,8 @@ def _dead_letter(error: DomainError, answered: bool) -> bool:
 PENDING = "pending"
 #: the caller named in follow-up commands: the service itself, on behalf of the first command's caller
 FOLLOW_UP_CALLER = "scheduling-follow-up"
+#: the `source` of a follow-up command, and of its decision record
+FOLLOW_UP_SOURCE = "follow-up"
 
 
 def _cloudevent(event: Event, *, tenant: str, causation_id: str, time: datetime) -> CloudEvent:

@@ -1,0 +1,118 @@
+"""Where a booking's CPU goes at peak: CPU per booking of each role and a py-spy profile of each.
+
+Starts `scheduling dev`, opens slots (as `side_by_side.py` does), warms up, then books them at a fixed
+concurrency while py-spy samples the worker, the bridge and the projector; prints CPU milliseconds per
+booking for each role and each profile's hottest functions (own time and with callees). The raw profiles
+(collapsed stacks, for a flame graph) are left in the output folder. Needs `pip install -e '.[bench]'`.
+
+    python benchmarks/profile_peak.py [--bookings 1000] [--clients 50] [--seconds 15] [--out /tmp/profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import jwt
+import nats
+import psutil
+from command_bench import SECRET, start_service
+from side_by_side import _booker, run_bookings, service_slots
+
+ROLES = ("worker", "bridge", "projector")
+
+
+def roles(dev: int) -> dict[str, psutil.Process]:
+    found = {}
+    for child in psutil.Process(dev).children(recursive=True):
+        command = child.cmdline()
+        if command[-2:-1] == ["scheduling"] and command[-1] in ROLES:
+            found[command[-1]] = child
+    return found
+
+
+def cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def hottest(path: Path, top: int) -> list[str]:
+    """The functions with most samples, own time and with callees (py-spy's raw format: stack count)."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames, n = stack.split(";"), int(count)
+        samples += n
+        own[frames[-1]] += n
+        for frame in set(frames):
+            total[frame] += n
+    lines = [f"  own  {n / samples:6.1%} {f}" for f, n in own.most_common(top)]
+    ours = [(f, n) for f, n in total.most_common() if "site-packages" not in f and "python3." not in f]
+    return lines + [f"  with {n / samples:6.1%} {f}" for f, n in ours[:top]]
+
+
+async def measure(args: argparse.Namespace, ready: dict[str, str], dev: int) -> None:
+    token = jwt.encode({"tenant": "bench", "sub": "bench", "scope": "scheduling:read scheduling:write"}, SECRET)
+    nc = await nats.connect(ready["nats"])
+    book = _booker(nc, "scheduling.cmd.appointment.book", token)
+    slots = await service_slots(ready["http"], nc, token, args.bookings)
+    await run_bookings(book, await service_slots(ready["http"], nc, token, 100), args.clients)  # warm up
+    processes = roles(dev)
+    before = {role: cpu(p) for role, p in processes.items()}
+    samplers = [
+        await asyncio.create_subprocess_exec(
+            "py-spy",
+            "record",
+            "-p",
+            str(p.pid),
+            "-d",
+            str(args.seconds),
+            "-f",
+            "raw",
+            "-o",
+            str(args.out / f"{role}.txt"),
+            "--nonblocking",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        for role, p in processes.items()
+    ]
+    result = await run_bookings(book, slots, args.clients)
+    for sampler in samplers:
+        await sampler.wait()
+    await nc.close()
+    print(f"{args.bookings} bookings, {args.clients} clients: {result.cell()}")
+    for role, process in processes.items():
+        print(f"{role:10} {(cpu(process) - before[role]) / args.bookings * 1000:6.2f} ms CPU per booking")
+    for role in processes:
+        print(f"\n{role} (first {args.seconds} s of the run):")
+        print("\n".join(hottest(args.out / f"{role}.txt", args.top)))
+    load = os.getloadavg()
+    print(f"\n{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1, 5, 15 min)")
+
+
+def main(args: argparse.Namespace) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
+    process, ready = start_service(Path(tempfile.mkdtemp(prefix="profile-")))
+    try:
+        asyncio.run(measure(args, ready, process.pid))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bookings", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "profile")
+    main(parser.parse_args())
