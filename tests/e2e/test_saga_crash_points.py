@@ -75,6 +75,7 @@ async def test_a_worker_dying_at_a_saga_step_ends_in_one_outcome(armed: Any, fai
         # a confirmation is decided after the caller's reply: the worker may reach it a moment later
         await eventually(lambda: not (folder / failpoint).exists(), within=30)
         await eventually(lambda: service.replaced("worker", worker), within=30)
+        await eventually(client.serving, within=60, interval=0.2)
 
         assert [moved["ok"], rivalled["ok"]].count(True) == 1, (moved, rivalled)
         winner = moved["data"] if moved["ok"] else rivalled["data"]

@@ -55,6 +55,15 @@ class Client:
         data: dict[str, Any] = reply["data"]
         return data
 
+    async def serving(self) -> bool:
+        """Whether the HTTP view answers (it runs in the worker: a restarted worker serves it again once up)."""
+        assert self.http is not None
+        try:
+            async with self.http.get("/healthz") as response:
+                return response.status < 500
+        except aiohttp.ClientConnectionError:
+            return False
+
     async def get(self, path: str, *, headers: dict[str, str] | None = None, **params: str) -> tuple[int, Any, Any]:
         assert self.http is not None
         h = headers if headers is not None else self.service.auth()
