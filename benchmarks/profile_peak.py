@@ -25,6 +25,8 @@ from command_bench import SECRET, start_service
 from side_by_side import _booker, run_bookings, service_slots
 
 ROLES = ("worker", "bridge", "projector")
+#: the service's own code, below the processes' entry points (py-spy names frames "function (path:line)")
+OURS = ("domain/", "agents/", "tables/", "bridge/", "scheduling/core/", "scheduling/streams/", "scheduling/readmodel/")
 
 
 def roles(dev: int) -> dict[str, psutil.Process]:
@@ -54,7 +56,7 @@ def hottest(path: Path, top: int) -> list[str]:
         for frame in set(frames):
             total[frame] += n
     lines = [f"  own  {n / samples:6.1%} {f}" for f, n in own.most_common(top)]
-    ours = [(f, n) for f, n in total.most_common() if "site-packages" not in f and "python3." not in f]
+    ours = [(f, n) for f, n in total.most_common() if f.rpartition("(")[2].startswith(OURS)]
     return lines + [f"  with {n / samples:6.1%} {f}" for f, n in ours[:top]]
 
 

@@ -14,7 +14,9 @@ import base64
 import json
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any, Literal, Self, cast
 
 from pydantic import (
@@ -212,26 +214,34 @@ class IndexWrite(Wire):
         return write
 
 
-#: the last dumps of day indexes' slot maps, by the map's identity (the map is kept alive with its dump)
-_SLOT_DUMPS: OrderedDict[int, tuple[dict[str, Any], dict[str, Any]]] = OrderedDict()
-_SLOT_DUMPS_KEPT = 512
+#: the last dumps of parts of indexes, by the part's identity (the part is kept alive with its dump)
+_DUMPS: OrderedDict[int, tuple[object, Any]] = OrderedDict()
+_DUMPS_KEPT = 4096
 
 
 def _dumped(index: ResourceIndex | DayIndex) -> dict[str, Any]:
-    """The index as JSON values; a day's slot map is dumped once. A booking changes a day's holders, not its
-    slots, and keeps the same slot map (`model_copy`): dumping a day of 144 slots again for every booking was
-    a fifteenth of the worker's CPU. The dumps are never changed, so one serves every write of that map."""
-    if not isinstance(index, DayIndex):
-        return index.model_dump(mode="json")
-    known = _SLOT_DUMPS.get(id(index.slots))
-    if known is not None and known[0] is index.slots:
-        _SLOT_DUMPS.move_to_end(id(index.slots))
-        return {**index.model_dump(mode="json", exclude={"slots"}), "slots": known[1]}
-    data = index.model_dump(mode="json")
-    _SLOT_DUMPS[id(index.slots)] = (index.slots, data["slots"])
-    if len(_SLOT_DUMPS) > _SLOT_DUMPS_KEPT:
-        _SLOT_DUMPS.popitem(last=False)
-    return data
+    """The index as JSON values, its large parts dumped once each. A booking changes a day's holders, not its
+    slots (a day of 5-minute slots holds 144), and a saga's start or settlement adds or drops one plan of a
+    resource's waiting sagas (one per booking in flight): `model_copy` keeps the other parts as they are, so
+    their earlier dumps serve again. Dumping them afresh for every write was a tenth of the worker's CPU at 50
+    clients, and grew with the bookings in flight. The dumps are never changed."""
+    if isinstance(index, DayIndex):
+        slots = _once(index.slots, lambda: index.model_dump(mode="json", include={"slots"})["slots"])
+        return {**index.model_dump(mode="json", exclude={"slots"}), "slots": slots}
+    plans = {saga_id: _once(plan, partial(plan.model_dump, mode="json")) for saga_id, plan in index.sagas.items()}
+    return {**index.model_dump(mode="json", exclude={"sagas"}), "sagas": plans}
+
+
+def _once(part: object, dump: Callable[[], Any]) -> Any:
+    known = _DUMPS.get(id(part))
+    if known is not None and known[0] is part:
+        _DUMPS.move_to_end(id(part))
+        return known[1]
+    dumped = dump()
+    _DUMPS[id(part)] = (part, dumped)
+    if len(_DUMPS) > _DUMPS_KEPT:
+        _DUMPS.popitem(last=False)
+    return dumped
 
 
 class FollowUpCommand(Wire):

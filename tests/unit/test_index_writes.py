@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from domain.model import Period
 from domain.resource import DayIndex, ResourceIndex, SlotRef
+from domain.saga import SagaPlan
 from scheduling.core.wire import IndexWrite
 
 START = datetime(2027, 11, 1, 8, tzinfo=UTC)
@@ -34,3 +35,18 @@ def test_successive_writes_of_a_day_carry_its_current_form() -> None:
 def test_a_resource_index_is_dumped_as_it_is() -> None:
     index = ResourceIndex(token="tok", waitlist=["w1"], version=3)
     assert IndexWrite.of(index).data == index.model_dump(mode="json")
+
+
+def test_a_resource_index_with_waiting_sagas_is_dumped_as_it_is() -> None:
+    plan = SagaPlan.model_validate(
+        {"id": "tok:c1", "tenant": "t1", "intent": "book", "home": "tok", "appointmentId": "ap-tok-1",
+         "patientId": "p1", "slotId": "sl-tok-1", "steps": [{"kind": "patient", "token": "pt"}],
+         "expiresAt": "2027-11-01T08:00:00Z", "originCaller": "c", "originCommand": "tok:c1"}
+    )  # fmt: skip
+    index = ResourceIndex(token="tok", sagas={plan.id: plan}, version=1)
+    assert IndexWrite.of(index).data == index.model_dump(mode="json")
+    other = plan.model_copy(update={"id": "tok:c2", "origin_command": "tok:c2"})
+    more = index.model_copy(update={"sagas": {**index.sagas, other.id: other}, "version": 2})
+    assert IndexWrite.of(more).data == more.model_dump(mode="json")
+    fewer = more.model_copy(update={"sagas": {other.id: other}, "version": 3})
+    assert IndexWrite.of(fewer).data == fewer.model_dump(mode="json")
