@@ -4,18 +4,20 @@ A booking or move across resources waits in its home resource's index while its 
 partitions (domain/usecases/sagas.py). If a step's partition is down or slow, the slots held so far would
 stay held; the home's sweep settles such a saga as refused (`hold-expired`), which gives back everything it
 held, and a step that arrives later is given back by its own settle. The internal command's key names the
-saga, so a sweep that runs twice settles it once.
+saga, so a sweep that runs twice settles it once. Sagas that ended more than FORGET_AFTER past their expiry
+are forgotten (their keys deleted): a start is replayed only within moments of its decision, so nothing can
+revive them by then.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agents.reminders import DecideInternal
-from agents.sweeps import owned_indexes
+from agents.sweeps import owned_indexes, owned_sagas
 from domain.commands import ExpireHolds, SettleSaga, parse_as
 from domain.decisions import State
 from domain.saga import Failure, SagaPlan
@@ -23,17 +25,31 @@ from scheduling.core import metrics
 from scheduling.core.wire import Claims, CommandEnvelope
 from tables import Table
 
+#: how long after its expiry an ended saga's key is kept
+FORGET_AFTER = timedelta(hours=1)
+
 
 @dataclass(frozen=True)
 class HoldSweep:
-    #: token -> ResourceIndex, where a home keeps the plans of its sagas in progress
+    #: token -> ResourceIndex, and beside each home's index the sagas it decides (`WaitingSaga`)
     resources: Table
     partitions: int
 
     def waiting(self, state: State, partition: int) -> Iterator[tuple[str, SagaPlan]]:
+        for saga in owned_sagas(self.resources, self.partitions, partition, state):
+            if saga.plan is not None:
+                yield saga.home, saga.plan
         for index in owned_indexes(self.resources, self.partitions, partition, state):
-            for plan in index.sagas.values():
+            for plan in index.sagas.values():  # started before each saga had its own key
                 yield index.token, plan
+
+    def forget(self, state: State, partition: int, now: datetime) -> int:
+        """Delete the keys of sagas that ended long enough ago; returns how many."""
+        ended = [s.key for s in owned_sagas(self.resources, self.partitions, partition, state)
+                 if s.plan is None and s.expires_at + FORGET_AFTER <= now]  # fmt: skip
+        for key in ended:
+            del self.resources[key]
+        return len(ended)
 
     async def sweep(
         self, env: CommandEnvelope, partition: int, state: State, decide_internal: DecideInternal
@@ -59,6 +75,7 @@ class HoldSweep:
                     source="holds",
                 ),
             )
+        forgotten = self.forget(state, partition, now)
         metrics.HOLDS_EXPIRED.inc(len(expired))
         metrics.OPEN_HOLDS.labels(str(partition)).set(len(waiting) - len(expired))
-        return {"expired": len(expired), "open": len(waiting) - len(expired)}
+        return {"expired": len(expired), "open": len(waiting) - len(expired), "forgotten": forgotten}

@@ -1,11 +1,12 @@
-"""What a partition-wide sweep walks: the resource indexes of the resources one partition owns."""
+"""What a partition-wide sweep walks: the resource indexes of the resources one partition owns, and the sagas
+their homes decide (kept beside the indexes, in the same table)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from domain.decisions import State
-from domain.resource import ResourceIndex
+from domain.resource import SAGA_SEPARATOR, ResourceIndex, WaitingSaga
 from scheduling.core.routing import partition_of
 from tables import Table
 
@@ -13,8 +14,19 @@ from tables import Table
 def owned_indexes(resources: Table, partitions: int, partition: int, state: State) -> Iterator[ResourceIndex]:
     """Each resource index of `partition`, by token (the history is not scanned: only what the indexes list)."""
     for token in sorted(list(resources.keys())):
-        if partition_of(token, partitions) != partition:
+        if SAGA_SEPARATOR in token or partition_of(token, partitions) != partition:
             continue
         index = state.resource(token)
         if index is not None:
             yield index
+
+
+def owned_sagas(resources: Table, partitions: int, partition: int, state: State) -> Iterator[WaitingSaga]:
+    """Each saga whose home is on `partition`, waiting or ended (not yet forgotten)."""
+    for key in sorted(list(resources.keys())):
+        home, separator, saga_id = key.partition(SAGA_SEPARATOR)
+        if not separator or partition_of(home, partitions) != partition:
+            continue
+        saga = state.saga(home, saga_id)
+        if saga is not None:
+            yield saga

@@ -17,7 +17,7 @@ from domain.errors import DomainError, ErrorCode
 from domain.ids import event_id
 from domain.model import BookingPolicy, Entity
 from domain.policy import ADMIN, DOUBLE_BOOK, READ, WRITE, Access
-from domain.resource import DayIndex, ResourceIndex, day_key
+from domain.resource import DayIndex, ResourceIndex, WaitingSaga, day_key, saga_key
 
 E = TypeVar("E", bound=Entity)
 __all__ = ["ADMIN", "DOUBLE_BOOK", "READ", "WRITE", "Context", "Decision", "Event", "FollowUp", "Session", "State"]
@@ -31,6 +31,8 @@ class State(Protocol):
     def resource(self, token: str) -> ResourceIndex | None: ...
 
     def day(self, token: str, day: date) -> DayIndex | None: ...
+
+    def saga(self, home: str, saga_id: str) -> WaitingSaga | None: ...
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class Decision:
     data: dict[str, Any] | None = None
     error: DomainError | None = None
     changes: list[Entity] = field(default_factory=list)
-    indexes: list[ResourceIndex | DayIndex] = field(default_factory=list)
+    indexes: list[ResourceIndex | DayIndex | WaitingSaga] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     follow_ups: list[FollowUp] = field(default_factory=list)
     #: the caller is answered by a saga's last step: the starting command's outcome is "pending" until then
@@ -110,6 +112,7 @@ class Session:
         self._entities: dict[tuple[str, str], Entity] = {}
         self._indexes: dict[str, ResourceIndex] = {}
         self._days: dict[str, DayIndex] = {}
+        self._sagas: dict[str, WaitingSaga] = {}
         self._events: list[Event] = []
         self._follow_ups: list[FollowUp] = []
         self._pending = False
@@ -160,6 +163,14 @@ class Session:
         stored = self._state.day(index.token, index.day)
         self._days[index.key] = index.model_copy(update={"version": (stored.version if stored else 0) + 1})
 
+    def saga(self, home: str, saga_id: str) -> WaitingSaga | None:
+        key = saga_key(home, saga_id)
+        return self._sagas.get(key) or self._state.saga(home, saga_id)
+
+    def save_saga(self, saga: WaitingSaga) -> None:
+        stored = self._state.saga(saga.home, saga.saga_id)
+        self._sagas[saga.key] = saga.model_copy(update={"version": (stored.version if stored else 0) + 1})
+
     def emit(self, event_type: str, entity: Entity, extra: dict[str, Any] | None = None) -> None:
         data = entity.dump()
         if extra:
@@ -193,7 +204,7 @@ class Session:
             pending=self._pending,
             answers=self._answers,
             changes=list(self._entities.values()),
-            indexes=[*self._indexes.values(), *self._days.values()],
+            indexes=[*self._indexes.values(), *self._days.values(), *self._sagas.values()],
             events=list(self._events),
             follow_ups=list(self._follow_ups),
         )

@@ -3,7 +3,11 @@
 They hold exactly what a decision needs without scanning, and are split so
 that one booking rewrites a few small records, not a resource's whole calendar:
 
-- `ResourceIndex` (one per resource): its waiting waitlist entries and the sagas it decides, in progress;
+- `ResourceIndex` (one per resource): its waiting waitlist entries (and, written before issue 10's change,
+  the plans of its sagas in progress);
+- `WaitingSaga` (one per saga, beside its home resource's index): the plan of a booking or move across
+  resources while it runs, then only that it ended (each saga under its own key: a resource index that held
+  every saga in flight was rewritten whole at every start and settlement);
 - `DayIndex` (one per resource and UTC day): the slots and active appointments
   that start that day, and which appointment holds which slot. A patient has
   day indexes too (keyed by the patient's token): the times of its active
@@ -40,7 +44,7 @@ class ResourceIndex(Model):
     KIND: ClassVar[str] = "resource"
     token: str
     waitlist: list[str] = []
-    #: saga id -> plan of the bookings and moves across resources this resource decides, until settled
+    #: saga id -> plan of a saga in progress, as written before each saga had its own key (`WaitingSaga`)
     sagas: dict[str, SagaPlan] = {}
     #: +1 per decision that changes it, so re-applying an older decision never rolls it back
     version: int = 0
@@ -48,6 +52,30 @@ class ResourceIndex(Model):
     @property
     def key(self) -> str:
         return self.token
+
+
+class WaitingSaga(Model):
+    """A saga its home decides: its plan while it runs, None once settled (the newer version keeps a replayed
+    start from reviving it; the home's sweep forgets it later)."""
+
+    KIND: ClassVar[str] = "saga"
+    home: str
+    saga_id: str
+    plan: SagaPlan | None = None
+    expires_at: datetime
+    version: int = 0
+
+    @property
+    def key(self) -> str:
+        return saga_key(self.home, self.saga_id)
+
+
+def saga_key(home: str, saga_id: str) -> str:
+    """Beside the home's index in the same table; a routing token never holds the separator (a slash)."""
+    return f"{home}{SAGA_SEPARATOR}{saga_id}"
+
+
+SAGA_SEPARATOR = "/saga/"
 
 
 class DayIndex(Model):

@@ -24,7 +24,8 @@ class Tables:
     slots: Table
     appointments: Table
     waitlist: Table
-    #: token -> ResourceIndex (the resource's schedules and waiting waitlist entries)
+    #: token -> ResourceIndex (the resource's waiting waitlist entries); `<home>/saga/<saga id>` ->
+    #: WaitingSaga (a saga that home decides)
     resources: Table
     #: "<token>:<day>" -> DayIndex (slots and active appointments starting that UTC day, slot holders)
     resource_days: Table
@@ -41,7 +42,7 @@ class Tables:
 
     @property
     def indexes(self) -> dict[str, Table]:
-        return {"resource": self.resources, "day": self.resource_days}
+        return {"resource": self.resources, "day": self.resource_days, "saga": self.resources}
 
 
 def declare(streams: Streams) -> Tables:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from domain.model import ENTITY_TYPES, Entity
-from domain.resource import DayIndex, ResourceIndex, day_key
+from domain.resource import DayIndex, ResourceIndex, WaitingSaga, day_key, saga_key
 from scheduling.core.wire import DecisionRecord
 from tables import Table, Tables
 
@@ -92,6 +92,9 @@ class TableState:
 
     def day(self, token: str, day: date) -> DayIndex | None:
         return self._model(self._tables.resource_days, day_key(token, day), DayIndex)
+
+    def saga(self, home: str, saga_id: str) -> WaitingSaga | None:
+        return self._model(self._tables.resources, saga_key(home, saga_id), WaitingSaga)
 
     def _model(self, table: Table, key: str, cls: type[M]) -> M | None:
         data = self._read(table, key)

@@ -9,7 +9,7 @@ there, and either takes what it names and passes the plan on, or refuses and sen
          --saga.settle--> home: checks its own slots again, creates or moves the appointment, answers the caller
          --saga.confirm--> every step (a held seat becomes booked)   or   --saga.release--> every step
 
-Only the home decides the outcome, once: a settle finds the plan in the home's index or not at all. A plan
+Only the home decides the outcome, once: a settle finds the plan waiting beside the home's index or not at all. A plan
 still waiting at its expiry is ended by the home's sweep (`holds.expire`) exactly as a refusal is, and a step
 that arrives after that is given back when its settle finds no plan. Every step is a journaled command, so a
 crash anywhere resumes the chain: no slot is held twice, none stays held by nobody past the expiry.
@@ -26,6 +26,7 @@ from domain.decisions import Session
 from domain.errors import DomainError, ErrorCode, validation_error
 from domain.ids import token_of
 from domain.model import Appointment, Participant, Slot, SlotHold, SlotStatus
+from domain.resource import WaitingSaga
 from domain.saga import Failure, Intent, SagaPlan, SagaStep, StepKind, Target
 from domain.status import AppointmentStatus
 from domain.usecases.seats import _bookable, _give_back, _release_elsewhere
@@ -39,9 +40,8 @@ _MOVE_REFUSALS = {ErrorCode.SLOT_NOT_AVAILABLE: ErrorCode.NEW_SLOT_NOT_AVAILABLE
 
 
 def start(session: Session, plan: SagaPlan) -> dict[str, Any]:
-    """Save the plan in the home's index and send its first step; the caller is answered by the last one."""
-    index = session.index(plan.home)
-    session.save_index(index.model_copy(update={"sagas": {**index.sagas, plan.id: plan}}))
+    """Save the plan beside the home's index and send its first step; the caller is answered by the last one."""
+    session.save_saga(WaitingSaga(home=plan.home, saga_id=plan.id, plan=plan, expires_at=plan.expires_at))
     _send_step(session, plan, 0)
     session.await_saga()
     return {"sagaId": plan.id}
@@ -162,10 +162,7 @@ def settle(cmd: c.SettleSaga, session: Session, finish: Finish) -> dict[str, Any
     plan = cmd.plan
     if plan.tenant != session.ctx.tenant:
         raise validation_error([{"field": "plan.tenant", "message": "another tenant's saga"}])
-    index = session.index(plan.home)
-    waiting = plan.id in index.sagas
-    if waiting:
-        session.save_index(index.model_copy(update={"sagas": {k: v for k, v in index.sagas.items() if k != plan.id}}))
+    waiting = _stop_waiting(session, plan)
     refusal: DomainError | None = None
     if not waiting:
         refusal = _refusal(plan, Failure.hold_expired(plan))
@@ -193,6 +190,19 @@ def settle(cmd: c.SettleSaga, session: Session, finish: Finish) -> dict[str, Any
             session.follow_up(step.token, c.ConfirmSagaStep.NAME, {"plan": plan.dump(), "at": at})
     session.settle(plan.origin_caller, plan.origin_command, refusal)
     return data
+
+
+def _stop_waiting(session: Session, plan: SagaPlan) -> bool:
+    """Whether the plan was still waiting at its home (then it no longer is): it is settled once."""
+    saga = session.saga(plan.home, plan.id)
+    if saga is not None and saga.plan is not None:
+        session.save_saga(saga.model_copy(update={"plan": None}))
+        return True
+    index = session.index(plan.home)  # a saga started before each had its own key
+    if plan.id in index.sagas:
+        session.save_index(index.model_copy(update={"sagas": {k: v for k, v in index.sagas.items() if k != plan.id}}))
+        return True
+    return False
 
 
 def _refusal(plan: SagaPlan, failure: Failure) -> DomainError:

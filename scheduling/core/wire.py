@@ -36,7 +36,7 @@ from domain.errors import DomainError, ErrorCode, pydantic_details
 from domain.limits import load_record, safe_name, safe_text, scrub
 from domain.model import ENTITY_TYPES, Entity
 from domain.policy import Access
-from domain.resource import DayIndex, ResourceIndex
+from domain.resource import DayIndex, ResourceIndex, WaitingSaga
 
 CLOUDEVENT_SOURCE = "/scheduling"
 #: Errors that mean "this message could not be processed": they always land in the dead-letter stream.
@@ -196,7 +196,7 @@ class Change(Wire):
 
 
 class IndexWrite(Wire):
-    kind: Literal["resource", "day"]
+    kind: Literal["resource", "day", "saga"]
     key: Text
     data: dict[str, Any]
     _model: BaseModel | None = PrivateAttr(default=None)
@@ -207,8 +207,8 @@ class IndexWrite(Wire):
         return self._model
 
     @classmethod
-    def of(cls, index: ResourceIndex | DayIndex) -> IndexWrite:
-        write = cls.model_construct(kind=cast(Literal["resource", "day"], index.KIND), key=index.key,
+    def of(cls, index: ResourceIndex | DayIndex | WaitingSaga) -> IndexWrite:
+        write = cls.model_construct(kind=cast(Literal["resource", "day", "saga"], index.KIND), key=index.key,
                                     data=_dumped(index))  # fmt: skip
         write._model = index
         return write
@@ -219,12 +219,14 @@ _DUMPS: OrderedDict[int, tuple[object, Any]] = OrderedDict()
 _DUMPS_KEPT = 4096
 
 
-def _dumped(index: ResourceIndex | DayIndex) -> dict[str, Any]:
+def _dumped(index: ResourceIndex | DayIndex | WaitingSaga) -> dict[str, Any]:
     """The index as JSON values, its large parts dumped once each. A booking changes a day's holders, not its
     slots (a day of 5-minute slots holds 144), and a saga's start or settlement adds or drops one plan of a
     resource's waiting sagas (one per booking in flight): `model_copy` keeps the other parts as they are, so
     their earlier dumps serve again. Dumping them afresh for every write was a tenth of the worker's CPU at 50
     clients, and grew with the bookings in flight. The dumps are never changed."""
+    if isinstance(index, WaitingSaga):
+        return index.model_dump(mode="json")
     if isinstance(index, DayIndex):
         slots = _once(index.slots, lambda: index.model_dump(mode="json", include={"slots"})["slots"])
         return {**index.model_dump(mode="json", exclude={"slots"}), "slots": slots}

@@ -17,7 +17,7 @@ from domain.commands import Command, parse_command
 from domain.decisions import WRITE, Context, Decision, Event, FollowUp
 from domain.errors import ErrorCode
 from domain.model import Entity
-from domain.resource import DayIndex, ResourceIndex, day_key
+from domain.resource import DayIndex, ResourceIndex, WaitingSaga, day_key, saga_key
 from domain.usecases import decide
 
 E = TypeVar("E", bound=Entity)
@@ -86,7 +86,7 @@ class InMemoryState:
 
     def __init__(self) -> None:
         self.entities: dict[tuple[str, str], Entity] = {}
-        self.indexes: dict[str, ResourceIndex | DayIndex] = {}
+        self.indexes: dict[str, ResourceIndex | DayIndex | WaitingSaga] = {}
         self.events: list[Event] = []
         self.follow_up_decisions: list[Decision] = []
 
@@ -103,6 +103,11 @@ class InMemoryState:
     def day(self, token: str, day: date) -> DayIndex | None:
         found = self.indexes.get(day_key(token, day))
         assert found is None or isinstance(found, DayIndex)
+        return found
+
+    def saga(self, home: str, saga_id: str) -> WaitingSaga | None:
+        found = self.indexes.get(saga_key(home, saga_id))
+        assert found is None or isinstance(found, WaitingSaga)
         return found
 
     def calendar(self, token: str) -> DayIndex:

@@ -370,7 +370,8 @@ async def test_the_hold_sweep_gives_up_a_saga_still_waiting_and_its_late_step_is
         world.offset += partition == 0
     refused, swept, again = (r for r in world.outbox.records() if r.type == "holds.expire")
     assert refused.outcome == "FORBIDDEN"
-    assert swept.reply["data"] == {"expired": 1, "open": 0} and again.reply["data"] == {"expired": 0, "open": 0}
+    assert swept.reply["data"] == {"expired": 1, "open": 0, "forgotten": 0}
+    assert again.reply["data"] == {"expired": 0, "open": 0, "forgotten": 0}  # ended, not yet forgotten
     # this world decides the rest on partition 0, whose cache has not seen the sweep's partition's writes
     world.actor._parsed.clear()
     answers = [r for r in await world.pump() if r.reply_to == "_INBOX.test"]
@@ -381,6 +382,13 @@ async def test_the_hold_sweep_gives_up_a_saga_still_waiting_and_its_late_step_is
         "details": {"reason": "hold-expired"},
     }
     assert world.tables.slots[slot_id]["status"] == "free" and world.tables.appointments == {}
+    ended = [k for k in world.tables.resources if "/saga/" in k]
+    assert len(ended) == 1 and world.tables.resources[ended[0]]["plan"] is None
+    much_later = {"now": (datetime.now(UTC) + timedelta(hours=2)).isoformat()}
+    env = CommandEnvelope(delivery_id="forget", type="holds.expire", body=much_later, claims=ADMIN, command_id="f")
+    await world.actor.decide(partition, [(b"holds.expire", env.encode(), partition, world.offset + 10)])
+    assert world.outbox.records()[-1].reply["data"] == {"expired": 0, "open": 0, "forgotten": 1}
+    assert not [k for k in world.tables.resources if "/saga/" in k]
 
 
 @dataclass

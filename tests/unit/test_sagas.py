@@ -24,6 +24,7 @@ from fakes import (
 from domain.errors import DomainError, ErrorCode
 from domain.ids import resource_token, token_of
 from domain.model import Appointment, Slot
+from domain.resource import ResourceIndex, WaitingSaga, saga_key
 from domain.usecases.seats import patient_token
 
 ROOM = "Location/room-1"
@@ -59,8 +60,9 @@ def test_a_booking_holds_the_patients_time_on_its_partition_then_settles_at_home
     assert started.ok and started.pending and started.events == []
     ((hold,),) = [started.follow_ups]
     assert (hold.command, hold.token, hold.carries_reply) == ("saga.hold", patient_token(TENANT, "pat-1"), True)
-    home = clinic.state.resource(token_of(clinic.doctor[0]))
-    assert home is not None and list(home.sagas) == [hold.body["plan"]["id"]]
+    saga_id = hold.body["plan"]["id"]
+    waiting = clinic.state.saga(token_of(clinic.doctor[0]), saga_id)  # beside the home's index
+    assert waiting is not None and waiting.plan is not None and waiting.plan.id == saga_id
     held = clinic.slot(clinic.doctor[0])  # held from the start: a rival booking is refused at once
     assert (held.status.value, [h.saga_id for h in held.holds]) == ("busy-tentative", [hold.body["plan"]["id"]])
     rival = clinic.state.run(cmd("appointment.book", slotId=clinic.doctor[0], patientId="pat-2"))
@@ -71,8 +73,8 @@ def test_a_booking_holds_the_patients_time_on_its_partition_then_settles_at_home
     assert settled.answers is not None and [e.type for e in settled.events] == ["appointment.created"]
     assert clinic.slot(clinic.doctor[0]).status.value == "busy"
     assert set(clinic.patient_times("pat-1")) == {appointment["id"]}
-    home = clinic.state.resource(token_of(clinic.doctor[0]))
-    assert home is not None and home.sagas == {}
+    ended = clinic.state.saga(token_of(clinic.doctor[0]), saga_id)
+    assert ended is not None and ended.plan is None
 
 
 def test_a_room_is_held_then_confirmed_with_the_appointment(clinic: Clinic) -> None:
@@ -215,3 +217,21 @@ def test_the_hold_expires_after_the_configured_time(clinic: Clinic) -> None:
         cmd("appointment.book", slotId=clinic.doctor[0], patientId="pat-1"), ctx, follow=False
     ).follow_ups
     assert hold.body["plan"]["expiresAt"] == (ctx.now + timedelta(seconds=30)).isoformat().replace("+00:00", "Z")
+
+
+def test_a_saga_started_before_each_had_its_own_key_is_still_settled_once(clinic: Clinic) -> None:
+    """Plans written into the home's resource index (before issue 10's change) are found and settled there."""
+    started = clinic.state.run(cmd("appointment.book", slotId=clinic.doctor[0], patientId="pat-1"), follow=False)
+    ((hold,),) = [started.follow_ups]
+    home, saga_id = token_of(clinic.doctor[0]), hold.body["plan"]["id"]
+    waiting = clinic.state.indexes.pop(saga_key(home, saga_id))
+    assert isinstance(waiting, WaitingSaga) and waiting.plan is not None
+    index = clinic.state.resource(home) or ResourceIndex(token=home)
+    clinic.state.indexes[home] = index.model_copy(
+        update={"sagas": {saga_id: waiting.plan}, "version": index.version + 1}
+    )
+
+    appointment = ok(clinic.state.follow(hold))
+    assert clinic.slot(clinic.doctor[0]).status.value == "busy" and appointment["slotId"] == clinic.doctor[0]
+    legacy = clinic.state.resource(home)
+    assert legacy is not None and legacy.sagas == {}

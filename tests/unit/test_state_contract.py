@@ -17,7 +17,7 @@ from fakes import MONDAY, InMemoryState, as_service, cmd, iso, make_context, sch
 from domain.commands import Command, parse_command
 from domain.decisions import Context, Decision, State
 from domain.model import Entity
-from domain.resource import DayIndex, ResourceIndex
+from domain.resource import DayIndex, ResourceIndex, WaitingSaga
 from domain.usecases import decide
 from scheduling.core.wire import Claims, CommandEnvelope, DecisionRecord
 from tables import Tables
@@ -90,6 +90,8 @@ def test_what_a_decision_writes_is_read_back(store: Store) -> None:
     for index in created.indexes:
         if isinstance(index, ResourceIndex):
             assert store.resource(index.token) == index
+        elif isinstance(index, WaitingSaga):
+            assert store.saga(index.home, index.saga_id) == index
         else:
             assert isinstance(index, DayIndex) and store.day(index.token, index.day) == index
 
@@ -105,8 +107,8 @@ def test_an_older_version_never_replaces_a_newer_one(store: Store) -> None:
     now = store.entity("slot", slot.id)
     assert now is not None and now.version == 3 and now.version > slot.version  # held, then booked
     assert booked.changes and booked.indexes  # the settlement (the day buckets were written when it started)
-    for index in booked.indexes:
-        assert isinstance(index, ResourceIndex) and store.resource(index.token) == index
+    for index in booked.indexes:  # the saga it ended
+        assert isinstance(index, WaitingSaga) and index.plan is None and store.saga(index.home, index.saga_id) == index
 
 
 def test_the_same_sequence_of_use_cases_leaves_the_same_state_in_both() -> None:
