@@ -152,19 +152,18 @@ class ResourceActor:
         """The Faust agent, one instance per partition (isolated partitions). No exception escapes (Faust
         would ack and skip the commands, #315/#527), and no gap is left behind."""
         self._tables.changelog.begin()  # this partition's changelog writes, awaited by this partition only
-        gained: set[int] = set()
+        gained: dict[int, asyncio.Lock] = {}
         try:
             async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN):
                 partitions = {e.message.partition for e in events}
-                for partition in partitions - gained:
+                for partition in partitions - gained.keys():
                     self._parsed[partition] = Parsed()
-                    self._local.gain(partition)
-                    gained.add(partition)
+                    gained[partition] = self._local.gain(partition)
                 async with self._local.deciding(partitions):
                     await self.receive([(e.key or b"", e.value, e.message.partition, e.message.offset) for e in events])
         finally:  # revoked, or the worker stops: no follow-up is handed to these partitions any more
-            for partition in gained:
-                self._local.lose(partition)
+            for partition, registration in gained.items():
+                self._local.lose(partition, registration)
 
     async def receive(self, messages: Sequence[Message]) -> None:
         """Decide messages in offset order per partition; commands the stream skipped are read back first, and

@@ -37,12 +37,17 @@ class LocalPartitions:
         self._locks: dict[int, asyncio.Lock] = {}
         self._tasks: dict[int, set[asyncio.Task[None]]] = {}
 
-    def gain(self, partition: int) -> None:
-        self._locks.setdefault(partition, asyncio.Lock())
+    def gain(self, partition: int) -> asyncio.Lock:
+        """A new actor decides the partition here; returns its registration (for `lose`)."""
+        self._locks[partition] = lock = asyncio.Lock()
+        return lock
 
-    def lose(self, partition: int) -> None:
-        """The partition's actor stopped (revoked, or the worker stops): nothing more is decided here."""
-        self._locks.pop(partition, None)
+    def lose(self, partition: int, registration: asyncio.Lock) -> None:
+        """The partition's actor stopped (revoked, or the worker stops): nothing more is decided here, unless
+        a newer actor of the partition registered meanwhile (its own registration stays)."""
+        if self._locks.get(partition) is not registration:
+            return
+        del self._locks[partition]
         for task in self._tasks.pop(partition, set()):
             task.cancel()
 

@@ -19,6 +19,7 @@ from fakes import iso, schedule_body
 
 from agents.commands import ResourceActor, journal_key
 from agents.cursor import Cursor
+from agents.handoff import LocalPartitions
 from agents.journal import recorded
 from agents.reminders import ReminderPorts, Reminders
 from domain.booking_policy import CONTRACT_DEFAULTS
@@ -451,3 +452,17 @@ async def test_follow_ups_to_a_partition_this_worker_decides_are_handed_over_and
         assert world.tables.slots[slot_id]["status"] == "busy"
     finally:
         actor.cancel()
+
+
+async def test_a_partition_regained_by_a_new_actor_stays_registered_when_the_old_one_stops() -> None:
+    """Faust may start a partition's new actor before the old one's cleanup ran: the old one's `lose` must not
+    unregister the new one (hand-overs to it would stop)."""
+    local = LocalPartitions()
+    old = local.gain(3)
+    new = local.gain(3)
+    local.lose(3, old)
+    async with local.deciding([3]) as owned:
+        assert owned
+    local.lose(3, new)
+    async with local.deciding([3]) as owned:
+        assert not owned
