@@ -71,8 +71,11 @@ async def answered_after_kill(nc: Any, token: str, slot: str, pid: int) -> float
             msg = await nc.request("scheduling.cmd.appointment.book", body, timeout=1.0, headers=headers)
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
             continue
-        if json.loads(msg.data).get("ok"):
+        reply = json.loads(msg.data)
+        if reply.get("ok"):
             return time.perf_counter() - killed
+        if reply["error"]["code"] == "UNAVAILABLE":  # its saga still runs: asked again, as a caller would
+            continue
         raise RuntimeError(f"the probe booking was refused: {msg.data[:300]!r}")
 
 
