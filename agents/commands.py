@@ -169,10 +169,11 @@ class ResourceActor:
         """Decide messages in offset order per partition; commands the stream skipped are read back first, and
         those below the partition's cursor (decided already: handed over, or before a restart) are passed over."""
         for partition, group in groupby(sorted(messages, key=lambda m: (m[2], m[3])), key=lambda m: m[2]):
-            batch = [m for m in group if m[3] >= self._cursor.expected(partition)]
+            expected = self._cursor.expected(partition)
+            batch = [m for m in group if m[3] >= expected]
             if not batch:
                 continue
-            if batch[0][3] > self._cursor.expected(partition):
+            if batch[0][3] > expected:
                 await until_done(
                     partial(self._decide_missed, partition, batch[0][3]),
                     f"reading back skipped commands of {partition}",
@@ -227,9 +228,8 @@ class ResourceActor:
         if prior is not None:
             if prior.delivery_id == env.delivery_id:  # the same message again: finish what it started
                 record = prior
-                self._journal(
-                    batch, journaled_as, record, record.encode()
-                )  # again: the local store may be ahead of the changelog
+                # journaled again: the local store may be ahead of the changelog
+                self._journal(batch, journaled_as, record, record.encode())
                 batch.state.apply(record)
             else:  # a repeat: the first reply (a saga's, once it settled), nothing more
                 record = prior.repeat(env)

@@ -20,6 +20,7 @@ from agents.reminders import DecideInternal
 from agents.sweeps import owned_indexes, owned_sagas
 from domain.commands import ExpireHolds, SettleSaga, parse_as
 from domain.decisions import State
+from domain.resource import WaitingSaga
 from domain.saga import Failure, SagaPlan
 from scheduling.core import metrics
 from scheduling.core.wire import Claims, CommandEnvelope
@@ -35,18 +36,18 @@ class HoldSweep:
     resources: Table
     partitions: int
 
-    def waiting(self, state: State, partition: int) -> Iterator[tuple[str, SagaPlan]]:
-        for saga in owned_sagas(self.resources, self.partitions, partition, state):
+    def waiting(self, state: State, partition: int, sagas: list[WaitingSaga]) -> Iterator[tuple[str, SagaPlan]]:
+        """The plans of `partition` still waiting: those of `sagas` (its own), and those kept in its indexes."""
+        for saga in sagas:
             if saga.plan is not None:
                 yield saga.home, saga.plan
         for index in owned_indexes(self.resources, self.partitions, partition, state):
             for plan in index.sagas.values():  # started before each saga had its own key
                 yield index.token, plan
 
-    def forget(self, state: State, partition: int, now: datetime) -> int:
-        """Delete the keys of sagas that ended long enough ago; returns how many."""
-        ended = [s.key for s in owned_sagas(self.resources, self.partitions, partition, state)
-                 if s.plan is None and s.expires_at + FORGET_AFTER <= now]  # fmt: skip
+    def forget(self, sagas: list[WaitingSaga], now: datetime) -> int:
+        """Delete the keys of those `sagas` that ended long enough ago; returns how many."""
+        ended = [s.key for s in sagas if s.plan is None and s.expires_at + FORGET_AFTER <= now]
         for key in ended:
             del self.resources[key]
         return len(ended)
@@ -57,7 +58,8 @@ class HoldSweep:
         """Settle the sagas of `partition` still waiting at `now` as refused; returns a summary."""
         command = parse_as(ExpireHolds, env.body)
         now = command.now or datetime.now(UTC)
-        waiting = list(self.waiting(state, partition))
+        sagas = list(owned_sagas(self.resources, self.partitions, partition, state))
+        waiting = list(self.waiting(state, partition, sagas))
         expired = [
             (t, plan) for t, plan in waiting if plan.expires_at <= now and env.claims.tenant in ("*", plan.tenant)
         ]
@@ -75,7 +77,7 @@ class HoldSweep:
                     source="holds",
                 ),
             )
-        forgotten = self.forget(state, partition, now)
+        forgotten = self.forget(sagas, now)
         metrics.HOLDS_EXPIRED.inc(len(expired))
         metrics.OPEN_HOLDS.labels(str(partition)).set(len(waiting) - len(expired))
         return {"expired": len(expired), "open": len(waiting) - len(expired), "forgotten": forgotten}

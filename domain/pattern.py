@@ -80,7 +80,7 @@ def _iterate(pattern: AvailabilityPattern, zone: ZoneInfo, start: datetime, end:
         )
         for day in days:
             opens = datetime.combine(day.date(), window.start_time)
-            skipped = max(0, (lo - opens) // step) if lo > opens else 0
+            skipped = (lo - opens) // step if lo > opens else 0
             local = (opens + skipped * step).replace(tzinfo=zone)
             window_end = datetime.combine(day.date(), window.end_time, tzinfo=zone)
             while local + step <= window_end and local.replace(tzinfo=None) <= hi:

@@ -16,7 +16,6 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
 from typing import Annotated, Any, Literal, Self, cast
 
 from pydantic import (
@@ -214,24 +213,20 @@ class IndexWrite(Wire):
         return write
 
 
-#: the last dumps of parts of indexes, by the part's identity (the part is kept alive with its dump)
+#: the last dumps of day indexes' slot maps, by the map's identity (the map is kept alive with its dump)
 _DUMPS: OrderedDict[int, tuple[object, Any]] = OrderedDict()
 _DUMPS_KEPT = 4096
 
 
 def _dumped(index: ResourceIndex | DayIndex | WaitingSaga) -> dict[str, Any]:
-    """The index as JSON values, its large parts dumped once each. A booking changes a day's holders, not its
-    slots (a day of 5-minute slots holds 144), and a saga's start or settlement adds or drops one plan of a
-    resource's waiting sagas (one per booking in flight): `model_copy` keeps the other parts as they are, so
-    their earlier dumps serve again. Dumping them afresh for every write was a tenth of the worker's CPU at 50
-    clients, and grew with the bookings in flight. The dumps are never changed."""
-    if isinstance(index, WaitingSaga):
+    """The index as JSON values; a day's slot map is dumped once. A booking changes a day's holders, not its
+    slots (a day of 5-minute slots holds 144), and `model_copy` keeps the map as it is, so its earlier dump
+    serves again: dumping it afresh for every booking was a fifteenth of the worker's CPU. The dumps are never
+    changed."""
+    if not isinstance(index, DayIndex):
         return index.model_dump(mode="json")
-    if isinstance(index, DayIndex):
-        slots = _once(index.slots, lambda: index.model_dump(mode="json", include={"slots"})["slots"])
-        return {**index.model_dump(mode="json", exclude={"slots"}), "slots": slots}
-    plans = {saga_id: _once(plan, partial(plan.model_dump, mode="json")) for saga_id, plan in index.sagas.items()}
-    return {**index.model_dump(mode="json", exclude={"sagas"}), "sagas": plans}
+    slots = _once(index.slots, lambda: index.model_dump(mode="json", include={"slots"})["slots"])
+    return {**index.model_dump(mode="json", exclude={"slots"}), "slots": slots}
 
 
 def _once(part: object, dump: Callable[[], Any]) -> Any:
