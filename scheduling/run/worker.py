@@ -58,11 +58,14 @@ def worker_view(app: faust.App) -> dict[str, Any]:
 async def tell_presence(app: faust.App, nc: NATS, port: int) -> None:
     """Keep this worker's entry in the presence bucket fresh while it runs."""
     name = f"{socket.gethostname()}-{os.getpid()}"
+    kv = None  # the bucket, looked up (or created) once, and again after a failure
     while True:
         try:
-            await presence.publish(nc.jetstream(), name, {**worker_view(app), "httpPort": port})
+            kv = kv or await presence.bucket(nc.jetstream())
+            await presence.publish(kv, name, {**worker_view(app), "httpPort": port})
         except Exception as exc:  # NATS away: the entry expires and status shows the owner as unknown
             log.warning("worker presence not published: %r", exc)
+            kv = None
         await asyncio.sleep(presence.REFRESH_SECONDS)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
+from nats.js.kv import KeyValue
 
 BUCKET = "SCHEDULING_WORKERS"
 #: an entry outlives its worker by at most this long
@@ -23,9 +24,13 @@ TTL_SECONDS = 15.0
 REFRESH_SECONDS = 3.0
 
 
-async def publish(js: JetStreamContext, worker: str, view: dict[str, Any]) -> None:
+async def bucket(js: JetStreamContext) -> KeyValue:
+    """The bucket the workers publish to, created if it is not there yet."""
+    return await js.create_key_value(KeyValueConfig(bucket=BUCKET, ttl=TTL_SECONDS))
+
+
+async def publish(kv: KeyValue, worker: str, view: dict[str, Any]) -> None:
     """Put this worker's view (`memberId`, `partitions`, `tablesRecovered`, `recoveryRemaining`)."""
-    kv = await js.create_key_value(KeyValueConfig(bucket=BUCKET, ttl=TTL_SECONDS))
     await kv.put(worker, json.dumps({"worker": worker, **view}).encode())
 
 
