@@ -12,6 +12,7 @@ logged, so it cannot wedge the consumer; one that failed because a dependency is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 INPUTS_STREAM = "SCHEDULING_INPUTS"
 #: how long a message may stay unacknowledged before JetStream delivers it again (seconds)
 ACK_WAIT = 30.0
+#: how long one fetch waits for messages before it is asked again (seconds)
+FETCH_WAIT = 1.0
 #: how long a message that failed for an outage waits before its next delivery (seconds)
 RETRY_DELAY = 1.0
 
@@ -60,24 +63,32 @@ def durable_name(subject: str) -> str:
 
 
 async def consume(js: JetStreamContext, subject: str, handle: Handle) -> None:
-    """Read `subject` through its durable consumer until cancelled; ack after `handle`, never lose a message."""
+    """Read `subject` through its durable consumer until cancelled; ack after `handle`, never lose a message.
+
+    Cancelled, it unsubscribes: a pull subscription left behind holds `nc.drain()` until its timeout (30 s),
+    long enough for a supervisor to give up and kill the role.
+    """
     name = durable_name(subject)
     config = ConsumerConfig(ack_wait=ACK_WAIT, max_ack_pending=256)
     sub = await js.pull_subscribe(subject, durable=name, config=config)
     pause = RETRY_DELAY
-    while True:
-        try:
-            messages = await sub.fetch(batch=64, timeout=1.0)
-        except nats.errors.TimeoutError:
-            continue
-        except (nats.errors.Error, OSError) as exc:  # NATS away: wait, the consumer resumes where it was
-            log.warning("durable input %s: %r; retrying in %.1fs", name, exc, pause)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 5.0)
-            continue
-        pause = RETRY_DELAY
-        for msg in messages:
-            await _take(name, msg, handle)
+    try:
+        while True:
+            try:
+                messages = await sub.fetch(batch=64, timeout=FETCH_WAIT)
+            except (nats.errors.TimeoutError, TimeoutError):  # nothing arrived (nats-py raises either)
+                continue
+            except (nats.errors.Error, OSError) as exc:  # NATS away: wait, the consumer resumes where it was
+                log.warning("durable input %s: %r; retrying in %.1fs", name, exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+                continue
+            pause = RETRY_DELAY
+            for msg in messages:
+                await _take(name, msg, handle)
+    finally:
+        with contextlib.suppress(nats.errors.Error):
+            await sub.unsubscribe()
 
 
 async def _take(name: str, msg: Msg, handle: Handle) -> None:

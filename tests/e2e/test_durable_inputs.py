@@ -58,8 +58,12 @@ async def test_inputs_published_while_the_roles_are_down_are_taken_once_back(own
                 "registration.patient.registered", json.dumps(registration).encode(), headers=service.auth()
             )
             await client.nc.flush()
-            stored = await client.js.stream_info("SCHEDULING_INPUTS")
-            assert stored.state.messages >= 9  # kept by JetStream while nobody reads them
+
+            async def all_stored() -> bool:  # kept by JetStream while nobody reads them
+                info = await client.js.stream_info("SCHEDULING_INPUTS")  # (stored a moment after the flush)
+                return bool(info.state.messages >= 9)
+
+            await eventually(all_stored)
         finally:
             supervisor.resume()
 
