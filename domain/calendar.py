@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING
 
 from domain.model import Appointment, Period, Slot
@@ -24,10 +25,16 @@ class Calendar:
         found = [
             (sid, ref)
             for day in days_touching(period)
-            for sid, ref in self._session.day(self._token, day).slots.items()
+            for sid, ref in self.day_slots(day).items()
             if ref.period.overlaps(period) and schedule_id in (None, ref.schedule_id)
         ]
         return sorted(found, key=lambda item: (item[1].start, item[0]))
+
+    def day_slots(self, day: date) -> dict[str, SlotRef]:
+        """The slots starting on `day`, those its day index held before `DaySlots` included."""
+        legacy = self._session.day(self._token, day).slots
+        slots = self._session.day_slots(self._token, day).slots
+        return {**legacy, **slots} if legacy else slots
 
     def overlapping_appointments(
         self, period: Period, *, excluding: str | None = None, seats_of: Slot | None = None
@@ -56,9 +63,9 @@ class Calendar:
         return list(self._bucket(slot).holders.get(slot.id, []))
 
     def add_slot(self, slot: Slot) -> None:
-        bucket = self._bucket(slot)
+        day = self._session.day_slots(self._token, slot.start.date())
         ref = SlotRef(schedule_id=slot.schedule_id, start=slot.start, end=slot.end)
-        self._session.save_day(bucket.model_copy(update={"slots": {**bucket.slots, slot.id: ref}}))
+        self._session.save_day_slots(day.model_copy(update={"slots": {**day.slots, slot.id: ref}}))
 
     def hold(self, slot: Slot, appointment: Appointment) -> None:
         self.take(slot, appointment.id, appointment.period)

@@ -17,7 +17,7 @@ from domain.errors import DomainError, ErrorCode
 from domain.ids import event_id
 from domain.model import BookingPolicy, Entity
 from domain.policy import ADMIN, DOUBLE_BOOK, READ, WRITE, Access
-from domain.resource import DayIndex, ResourceIndex, WaitingSaga, day_key, saga_key
+from domain.resource import DayIndex, DaySlots, ResourceIndex, WaitingSaga, day_key, day_slots_key, saga_key
 
 E = TypeVar("E", bound=Entity)
 __all__ = ["ADMIN", "DOUBLE_BOOK", "READ", "WRITE", "Context", "Decision", "Event", "FollowUp", "Session", "State"]
@@ -31,6 +31,8 @@ class State(Protocol):
     def resource(self, token: str) -> ResourceIndex | None: ...
 
     def day(self, token: str, day: date) -> DayIndex | None: ...
+
+    def day_slots(self, token: str, day: date) -> DaySlots | None: ...
 
     def saga(self, home: str, saga_id: str) -> WaitingSaga | None: ...
 
@@ -77,7 +79,7 @@ class Decision:
     data: dict[str, Any] | None = None
     error: DomainError | None = None
     changes: list[Entity] = field(default_factory=list)
-    indexes: list[ResourceIndex | DayIndex | WaitingSaga] = field(default_factory=list)
+    indexes: list[ResourceIndex | DayIndex | DaySlots | WaitingSaga] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     follow_ups: list[FollowUp] = field(default_factory=list)
     #: the caller is answered by a saga's last step: the starting command's outcome is "pending" until then
@@ -112,6 +114,7 @@ class Session:
         self._entities: dict[tuple[str, str], Entity] = {}
         self._indexes: dict[str, ResourceIndex] = {}
         self._days: dict[str, DayIndex] = {}
+        self._day_slots: dict[str, DaySlots] = {}
         self._sagas: dict[str, WaitingSaga] = {}
         self._events: list[Event] = []
         self._follow_ups: list[FollowUp] = []
@@ -163,6 +166,14 @@ class Session:
         stored = self._state.day(index.token, index.day)
         self._days[index.key] = index.model_copy(update={"version": (stored.version if stored else 0) + 1})
 
+    def day_slots(self, token: str, day: date) -> DaySlots:
+        key = day_slots_key(token, day)
+        return self._day_slots.get(key) or self._state.day_slots(token, day) or DaySlots(token=token, day=day)
+
+    def save_day_slots(self, slots: DaySlots) -> None:
+        stored = self._state.day_slots(slots.token, slots.day)
+        self._day_slots[slots.key] = slots.model_copy(update={"version": (stored.version if stored else 0) + 1})
+
     def saga(self, home: str, saga_id: str) -> WaitingSaga | None:
         key = saga_key(home, saga_id)
         return self._sagas.get(key) or self._state.saga(home, saga_id)
@@ -204,7 +215,7 @@ class Session:
             pending=self._pending,
             answers=self._answers,
             changes=list(self._entities.values()),
-            indexes=[*self._indexes.values(), *self._days.values(), *self._sagas.values()],
+            indexes=[*self._indexes.values(), *self._days.values(), *self._day_slots.values(), *self._sagas.values()],
             events=list(self._events),
             follow_ups=list(self._follow_ups),
         )

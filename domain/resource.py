@@ -8,10 +8,15 @@ that one booking rewrites a few small records, not a resource's whole calendar:
 - `WaitingSaga` (one per saga, beside its home resource's index): the plan of a booking or move across
   resources while it runs, then only that it ended (each saga under its own key: a resource index that held
   every saga in flight was rewritten whole at every start and settlement);
-- `DayIndex` (one per resource and UTC day): the slots and active appointments
-  that start that day, and which appointment holds which slot. A patient has
+- `DayIndex` (one per resource and UTC day): the active appointments that
+  start that day, and which appointment holds which slot. A patient has
   day indexes too (keyed by the patient's token): the times of its active
   appointments, and of bookings in progress under their saga id.
+- `DaySlots` (one per resource and UTC day, beside its `DayIndex`): the slots
+  that start that day. Apart because slots change when the schedule does and
+  bookings all day long: a day index that held its slots too was rewritten whole
+  (a day of 5-minute slots holds 144) into the journal and the changelog at
+  every booking, most of a booking's bytes.
 
 A slot or appointment lasts at most MAX_SPAN, so whatever overlaps a period
 starts on one of the days `days_touching` lists.
@@ -82,6 +87,7 @@ class DayIndex(Model):
     KIND: ClassVar[str] = "day"
     token: str
     day: date
+    #: slots as day indexes held them before `DaySlots`: still read, never added to
     slots: dict[str, SlotRef] = {}
     #: slot id -> ids of the active appointments that hold it (one per seat taken)
     holders: dict[str, list[str]] = {}
@@ -102,8 +108,28 @@ class DayIndex(Model):
         return value
 
 
+class DaySlots(Model):
+    KIND: ClassVar[str] = "slots"
+    token: str
+    day: date
+    slots: dict[str, SlotRef] = {}
+    version: int = 0
+
+    @property
+    def key(self) -> str:
+        return day_slots_key(self.token, self.day)
+
+
 def day_key(token: str, day: date) -> str:
     return f"{token}:{day.isoformat()}"
+
+
+def day_slots_key(token: str, day: date) -> str:
+    """Beside the day's index in the same table (a day key ends in its date, never in this suffix)."""
+    return f"{day_key(token, day)}{SLOTS_SUFFIX}"
+
+
+SLOTS_SUFFIX = "/slots"
 
 
 def days_touching(period: Period) -> list[date]:

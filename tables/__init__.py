@@ -27,7 +27,8 @@ class Tables:
     #: token -> ResourceIndex (the resource's waiting waitlist entries); `<home>/saga/<saga id>` ->
     #: WaitingSaga (a saga that home decides)
     resources: Table
-    #: "<token>:<day>" -> DayIndex (slots and active appointments starting that UTC day, slot holders)
+    #: "<token>:<day>" -> DayIndex (active appointments starting that UTC day, slot holders);
+    #: "<token>:<day>/slots" -> DaySlots (the slots starting that day)
     resource_days: Table
     #: (tenant, caller, routing token, idempotency key) -> the decision record: how a repeat or a redelivery is answered
     journal: Table
@@ -42,7 +43,8 @@ class Tables:
 
     @property
     def indexes(self) -> dict[str, Table]:
-        return {"resource": self.resources, "day": self.resource_days, "saga": self.resources}
+        return {"resource": self.resources, "day": self.resource_days, "slots": self.resource_days,
+                "saga": self.resources}  # fmt: skip
 
 
 def declare(streams: Streams) -> Tables:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from domain.model import ENTITY_TYPES, Entity
-from domain.resource import DayIndex, ResourceIndex, WaitingSaga, day_key, saga_key
+from domain.resource import DayIndex, DaySlots, ResourceIndex, WaitingSaga, day_key, day_slots_key, saga_key
 from scheduling.core.wire import DecisionRecord
 from tables import Table, Tables
 
@@ -21,8 +21,8 @@ class Parsed:
 
     Only the partition's own actor writes its keys, so what it last wrote is what the table holds:
     a hit needs neither a store read (a RocksDB get and a JSON decode) nor a parse. A day index holds
-    every slot of a resource's day; parsing it again for every booking was a quarter of the worker's
-    CPU. The actor starts a fresh one whenever it (re)gains the partition. Models are frozen, so one
+    every slot of a resource's day (now `DaySlots` does); parsing it again for every booking was a quarter
+    of the worker's CPU. The actor starts a fresh one whenever it (re)gains the partition. Models are frozen, so one
     instance serves many decisions.
 
     Bounded by weight, least recently used first out: a value weighs one plus the entries of its
@@ -92,6 +92,9 @@ class TableState:
 
     def day(self, token: str, day: date) -> DayIndex | None:
         return self._model(self._tables.resource_days, day_key(token, day), DayIndex)
+
+    def day_slots(self, token: str, day: date) -> DaySlots | None:
+        return self._model(self._tables.resource_days, day_slots_key(token, day), DaySlots)
 
     def saga(self, home: str, saga_id: str) -> WaitingSaga | None:
         return self._model(self._tables.resources, saga_key(home, saga_id), WaitingSaga)

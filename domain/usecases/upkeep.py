@@ -170,7 +170,7 @@ def _reconcile_day(
     existing = [
         slot
         for sid, ref in sorted(
-            session.day(token_of(schedule.id), part.start.date()).slots.items(),
+            calendar.day_slots(part.start.date()).items(),
             key=lambda item: (item[1].start, item[0]),
         )
         if ref.schedule_id == schedule.id and part.start <= ref.start < part.end and ref.period.overlaps(window)

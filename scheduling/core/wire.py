@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self, cast
 
@@ -35,7 +33,7 @@ from domain.errors import DomainError, ErrorCode, pydantic_details
 from domain.limits import load_record, safe_name, safe_text, scrub
 from domain.model import ENTITY_TYPES, Entity
 from domain.policy import Access
-from domain.resource import DayIndex, ResourceIndex, WaitingSaga
+from domain.resource import DayIndex, DaySlots, ResourceIndex, WaitingSaga
 
 CLOUDEVENT_SOURCE = "/scheduling"
 #: Errors that mean "this message could not be processed": they always land in the dead-letter stream.
@@ -194,8 +192,11 @@ class Change(Wire):
         return change
 
 
+IndexKind = Literal["resource", "day", "slots", "saga"]
+
+
 class IndexWrite(Wire):
-    kind: Literal["resource", "day", "saga"]
+    kind: IndexKind
     key: Text
     data: dict[str, Any]
     _model: BaseModel | None = PrivateAttr(default=None)
@@ -206,39 +207,11 @@ class IndexWrite(Wire):
         return self._model
 
     @classmethod
-    def of(cls, index: ResourceIndex | DayIndex | WaitingSaga) -> IndexWrite:
-        write = cls.model_construct(kind=cast(Literal["resource", "day", "saga"], index.KIND), key=index.key,
-                                    data=_dumped(index))  # fmt: skip
+    def of(cls, index: ResourceIndex | DayIndex | DaySlots | WaitingSaga) -> IndexWrite:
+        write = cls.model_construct(kind=cast(IndexKind, index.KIND), key=index.key,
+                                    data=index.model_dump(mode="json"))  # fmt: skip
         write._model = index
         return write
-
-
-#: the last dumps of day indexes' slot maps, by the map's identity (the map is kept alive with its dump)
-_DUMPS: OrderedDict[int, tuple[object, Any]] = OrderedDict()
-_DUMPS_KEPT = 4096
-
-
-def _dumped(index: ResourceIndex | DayIndex | WaitingSaga) -> dict[str, Any]:
-    """The index as JSON values; a day's slot map is dumped once. A booking changes a day's holders, not its
-    slots (a day of 5-minute slots holds 144), and `model_copy` keeps the map as it is, so its earlier dump
-    serves again: dumping it afresh for every booking was a fifteenth of the worker's CPU. The dumps are never
-    changed."""
-    if not isinstance(index, DayIndex):
-        return index.model_dump(mode="json")
-    slots = _once(index.slots, lambda: index.model_dump(mode="json", include={"slots"})["slots"])
-    return {**index.model_dump(mode="json", exclude={"slots"}), "slots": slots}
-
-
-def _once(part: object, dump: Callable[[], Any]) -> Any:
-    known = _DUMPS.get(id(part))
-    if known is not None and known[0] is part:
-        _DUMPS.move_to_end(id(part))
-        return known[1]
-    dumped = dump()
-    _DUMPS[id(part)] = (part, dumped)
-    if len(_DUMPS) > _DUMPS_KEPT:
-        _DUMPS.popitem(last=False)
-    return dumped
 
 
 class FollowUpCommand(Wire):

@@ -17,7 +17,7 @@ from domain.commands import Command, parse_command
 from domain.decisions import WRITE, Context, Decision, Event, FollowUp
 from domain.errors import ErrorCode
 from domain.model import Entity
-from domain.resource import DayIndex, ResourceIndex, WaitingSaga, day_key, saga_key
+from domain.resource import DayIndex, DaySlots, ResourceIndex, WaitingSaga, day_key, day_slots_key, saga_key
 from domain.usecases import decide
 
 E = TypeVar("E", bound=Entity)
@@ -86,7 +86,7 @@ class InMemoryState:
 
     def __init__(self) -> None:
         self.entities: dict[tuple[str, str], Entity] = {}
-        self.indexes: dict[str, ResourceIndex | DayIndex | WaitingSaga] = {}
+        self.indexes: dict[str, ResourceIndex | DayIndex | DaySlots | WaitingSaga] = {}
         self.events: list[Event] = []
         self.follow_up_decisions: list[Decision] = []
 
@@ -105,6 +105,11 @@ class InMemoryState:
         assert found is None or isinstance(found, DayIndex)
         return found
 
+    def day_slots(self, token: str, day: date) -> DaySlots | None:
+        found = self.indexes.get(day_slots_key(token, day))
+        assert found is None or isinstance(found, DaySlots)
+        return found
+
     def saga(self, home: str, saga_id: str) -> WaitingSaga | None:
         found = self.indexes.get(saga_key(home, saga_id))
         assert found is None or isinstance(found, WaitingSaga)
@@ -113,20 +118,24 @@ class InMemoryState:
     def calendar(self, token: str) -> DayIndex:
         """All day buckets of one resource merged, for assertions that do not care about bucketing."""
         days = [i for i in self.indexes.values() if isinstance(i, DayIndex) and i.token == token]
+        slot_days = [i for i in self.indexes.values() if isinstance(i, DaySlots) and i.token == token]
         for day in days:  # every item sits in the bucket of the day it starts on
-            assert all(ref.start.date() == day.day for ref in day.slots.values())
+            assert not day.slots  # slots are kept apart, in DaySlots
             assert all(p.start.date() == day.day for p in day.appointments.values())
+        for slot_day in slot_days:
+            assert all(ref.start.date() == slot_day.day for ref in slot_day.slots.values())
         return DayIndex(
             token=token,
             day=date(1970, 1, 1),
-            slots={k: v for d in days for k, v in d.slots.items()},
+            slots={k: v for d in slot_days for k, v in d.slots.items()},
             holders={k: v for d in days for k, v in d.holders.items()},
             appointments={k: v for d in days for k, v in d.appointments.items()},
         )
 
     def calendar_bucket(self, slot_id: str) -> DayIndex:
-        """The day bucket that holds a slot."""
-        return next(i for i in self.indexes.values() if isinstance(i, DayIndex) and slot_id in i.slots)
+        """The day bucket of a slot's day."""
+        slots = next(i for i in self.indexes.values() if isinstance(i, DaySlots) and slot_id in i.slots)
+        return self.day(slots.token, slots.day) or DayIndex(token=slots.token, day=slots.day)
 
     # --- applying decisions ---
 

@@ -22,7 +22,7 @@ from fakes import (
 
 from domain.errors import ErrorCode
 from domain.model import Slot, SlotStatus
-from domain.resource import DayIndex
+from domain.resource import DayIndex, DaySlots, day_key
 from domain.usecases import SLOTS_PER_DECISION
 from scheduling.core.wire import Claims, CommandEnvelope, DecisionRecord
 
@@ -57,9 +57,30 @@ def test_a_booking_writes_one_day_bucket_not_the_whole_calendar() -> None:
     decision = state.run(cmd("appointment.book", slotId=slot_id, patientId="pat-1"), follow=False)
     assert decision.ok
     buckets = [i for i in decision.indexes if isinstance(i, DayIndex)]
-    # the booking holds the slot: one day bucket, and the resource's index that lists the saga
+    # the booking holds the slot: one day bucket, and its saga beside the resource's index
     assert len(buckets) == 1 and len(decision.indexes) == 2
-    assert len(json.dumps(buckets[0].model_dump(mode="json"))) < 10_000
+    assert not [i for i in decision.indexes if isinstance(i, DaySlots)]  # the day's 32 slots are not rewritten
+    assert len(json.dumps(buckets[0].model_dump(mode="json"))) < 1_000
+
+
+def test_slots_a_day_index_held_before_day_slots_are_still_booked_searched_and_added_to() -> None:
+    state = InMemoryState()
+    schedule = create_schedule(state)
+    first = create_slot(state, schedule["id"], at(9))
+    (slots,) = [i for i in state.indexes.values() if isinstance(i, DaySlots)]
+    del state.indexes[slots.key]  # the older form: the day's slots inside its day index
+    state.indexes[day_key(slots.token, slots.day)] = DayIndex(token=slots.token, day=slots.day, slots=slots.slots)
+    second = create_slot(state, schedule["id"], at(10))
+    assert_refused(
+        state.run(cmd("slot.create", scheduleId=schedule["id"], start=iso(at(9)), end=iso(at(9, 30)))),
+        ErrorCode.VALIDATION_FAILED,
+        400,
+    )  # the older slot still overlaps
+    ok(book(state, first["id"]))
+    ok(book(state, second["id"], "pat-2"))
+    day = state.day(slots.token, slots.day)
+    assert day is not None and set(day.slots) == {first["id"]}  # kept as it was, never added to
+    assert set(day.holders) == {first["id"], second["id"]}
 
 
 def test_slot_search_by_exact_time_finds_the_portal_slot_in_its_bucket() -> None:

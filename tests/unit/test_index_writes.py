@@ -1,35 +1,29 @@
-"""An index write carries exactly the index's JSON form, however often its day's slot map was dumped before
-(scheduling/core/wire.py `IndexWrite.of` dumps a slot map once and reuses it while the map is the same)."""
+"""An index write carries exactly the index's JSON form (scheduling/core/wire.py `IndexWrite.of`); a day's slots
+are written apart from its bookings (domain/resource.py `DaySlots`)."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
 from domain.model import Period
-from domain.resource import DayIndex, ResourceIndex, SlotRef
+from domain.resource import DayIndex, DaySlots, ResourceIndex, SlotRef
 from domain.saga import SagaPlan
 from scheduling.core.wire import IndexWrite
 
 START = datetime(2027, 11, 1, 8, tzinfo=UTC)
 
 
-def _day() -> DayIndex:
+def test_a_booking_rewrites_its_day_index_not_the_days_slots() -> None:
     slots = {f"s{i}": SlotRef(schedule_id="sc", start=START + timedelta(minutes=5 * i),
                               end=START + timedelta(minutes=5 * i + 5)) for i in range(144)}  # fmt: skip
-    return DayIndex(token="tok", day=date(2027, 11, 1), slots=slots)
-
-
-def test_successive_writes_of_a_day_carry_its_current_form() -> None:
-    day = _day()
-    assert IndexWrite.of(day).data == day.model_dump(mode="json")
+    day_slots = DaySlots(token="tok", day=date(2027, 11, 1), slots=slots)
+    assert IndexWrite.of(day_slots).data == day_slots.model_dump(mode="json")
+    assert IndexWrite.of(day_slots).key == "tok:2027-11-01/slots"
     booked = {"a1": Period(start=START, end=START + timedelta(minutes=5))}
-    held = day.model_copy(update={"holders": {"s1": ["a1"]}, "appointments": booked, "version": 1})
-    assert held.slots is day.slots  # the map a booking keeps: its dump is reused
-    assert IndexWrite.of(held).data == held.model_dump(mode="json")
-    more = {**held.slots, "s999": SlotRef(schedule_id="sc", start=START, end=START + timedelta(minutes=5))}
-    grown = held.model_copy(update={"slots": more, "version": 2})
-    assert IndexWrite.of(grown).data == grown.model_dump(mode="json")
-    assert IndexWrite.of(held).data == held.model_dump(mode="json")
+    day = DayIndex(token="tok", day=date(2027, 11, 1), holders={"s1": ["a1"]}, appointments=booked, version=1)
+    write = IndexWrite.of(day)
+    assert (write.kind, write.key, write.data) == ("day", "tok:2027-11-01", day.model_dump(mode="json"))
+    assert write.data["slots"] == {}
 
 
 def test_a_resource_index_is_dumped_as_it_is() -> None:

@@ -30,7 +30,7 @@ from domain.decisions import Decision
 from domain.errors import ErrorCode
 from domain.ids import token_of
 from domain.model import Appointment, Period, Schedule, Slot, SlotStatus
-from domain.resource import DayIndex
+from domain.resource import DayIndex, DaySlots
 from domain.usecases.upkeep import offered, should_be_open
 
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]
@@ -315,6 +315,9 @@ class _Reader:
 
     def day(self, token: str, day: date) -> DayIndex:
         return self._state.day(token, day) or DayIndex(token=token, day=day)
+
+    def day_slots(self, token: str, day: date) -> DaySlots:
+        return self._state.day_slots(token, day) or DaySlots(token=token, day=day)
 
 
 @pytest.mark.parametrize("kind", ["unavailable", "available"])
