@@ -85,6 +85,9 @@ class SagaPlan(Model):
     origin_caller: str
     origin_command: SagaId
     booking: NewAppointment | None = None
+    #: the patient's time is reserved under the appointment's id from the start (bookings started since the
+    #: patient's confirmation step went), not under the saga's until a confirmation renames it
+    patient_time_as_appointment: bool = False
 
 
 class Failure(Model):

@@ -108,6 +108,7 @@ def _start_booking(
         booking=NewAppointment(
             status=status, service_type=service_type, participants=participants, description=description
         ),
+        patient_time_as_appointment=True,
     )
     sagas.hold_seat(session, slot, plan, overlapping)  # first come, first served: the others are refused now
     return sagas.start(session, plan)

@@ -9,6 +9,9 @@ there, and either takes what it names and passes the plan on, or refuses and sen
          --saga.settle--> home: checks its own slots again, creates or moves the appointment, answers the caller
          --saga.confirm--> every step (a held seat becomes booked)   or   --saga.release--> every step
 
+A booking reserves the patient's time under the appointment's id from the start, so its patient step needs no
+confirmation (a plain booking is three commands: book, the patient's time, settle).
+
 Only the home decides the outcome, once: a settle finds the plan waiting beside the home's index or not at all. A plan
 still waiting at its expiry is ended by the home's sweep (`holds.expire`) exactly as a refusal is, and a step
 that arrives after that is given back when its settle finds no plan. Every step is a journaled command, so a
@@ -146,14 +149,22 @@ def _take_time(session: Session, plan: SagaPlan, step: SagaStep) -> SagaPlan:
     calendar = Calendar(session, step.token)
     clash = [k for k in calendar.overlapping_appointments(plan.period) if k not in (plan.appointment_id, plan.id)]
     if clash and not plan.allow_double_booking:
-        appointments = [k for k in clash if ":" not in k]  # the others are bookings still in progress
+        # saga ids (with a colon) are moves still in progress; a booking in progress is under its appointment id
+        appointments = [k for k in clash if ":" not in k]
         raise DomainError(
             ErrorCode.PATIENT_DOUBLE_BOOKING,
             f"patient {plan.patient_id} already holds an appointment at this time",
             {"appointmentIds": appointments, "inProgress": len(clash) - len(appointments)},
         )
-    calendar.occupy(plan.id, plan.period)
+    calendar.occupy(_patient_key(plan), plan.period)
     return plan
+
+
+def _patient_key(plan: SagaPlan) -> str:
+    """Under which key the plan reserves the patient's time: a booking's appointment id, which it keeps once
+    settled (no confirmation step to rename it), or the saga's id (a move: the appointment holds its old time
+    under its own id until the move settles)."""
+    return plan.appointment_id if plan.patient_time_as_appointment else plan.id
 
 
 def settle(cmd: c.SettleSaga, session: Session, finish: Finish) -> dict[str, Any]:
@@ -180,14 +191,16 @@ def settle(cmd: c.SettleSaga, session: Session, finish: Finish) -> dict[str, Any
     if refusal is not None:
         taken = plan.steps[: cmd.failure.at] if cmd.failure is not None and waiting else plan.steps
         for step in taken:
-            _release_elsewhere(session, plan.appointment_id, step, plan.period, plan.id)
+            by_saga = step.kind is not StepKind.PATIENT or not plan.patient_time_as_appointment
+            _release_elsewhere(session, plan.appointment_id, step, plan.period, plan.id if by_saga else None)
         if plan.intent is Intent.BOOK:  # the home's slot, held since the booking started
             release_hold(session, plan.slot_id, plan.id, plan.appointment_id)
         elif waiting:
             _forget_move(session, plan)
     else:
         for at, step in enumerate(plan.steps):
-            session.follow_up(step.token, c.ConfirmSagaStep.NAME, {"plan": plan.dump(), "at": at})
+            if step.kind is not StepKind.PATIENT or not plan.patient_time_as_appointment:
+                session.follow_up(step.token, c.ConfirmSagaStep.NAME, {"plan": plan.dump(), "at": at})
     session.settle(plan.origin_caller, plan.origin_command, refusal)
     return data
 

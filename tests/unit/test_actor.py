@@ -323,10 +323,10 @@ async def test_no_entity_of_a_batch_reaches_the_tables_before_its_journal_entrie
     record = await world.command("appointment.book", {"slotId": slot_id, "patientId": "p"}, key=token_of(slot_id))
     assert record.outcome == "ok"
     # each command's journal entry is written before its entities: the booking while the slot is still free,
-    # the patient's time and the settlement (twice: its own key and the booking's) while the slot is held,
-    # then the patient's confirmation once the slot is busy
+    # the patient's time and the settlement (twice: its own key and the booking's) while the slot is held
+    # (a booking has no confirmation at the patient: its time is the appointment's from the start)
     held = "busy-tentative"
-    assert seen_when_journaled == ["free", held, held, held, "busy"]
+    assert seen_when_journaled == ["free", held, held, held]
     assert world.tables.slots[slot_id]["status"] == "busy"
 
 
@@ -421,7 +421,8 @@ class Partition0(Outbox):
 
 
 async def test_follow_ups_to_a_partition_this_worker_decides_are_handed_over_and_their_stream_copy_passed() -> None:
-    """agents/handoff.py: the saga's steps are decided one after another without the stream delivering them;
+    """agents/handoff.py: the saga's steps (the patient's time, the settlement) are decided one after another
+    without the stream delivering them;
     the copies the stream delivers afterwards lie below the cursor and change nothing."""
     world = make_world(Settings())
     _, slot_id = await _schedule_with_slot(world)
@@ -441,12 +442,12 @@ async def test_follow_ups_to_a_partition_this_worker_decides_are_handed_over_and
         answer = next(r for r in outbox.records() if r.reply_to == "_INBOX.test")
         assert (answer.type, answer.outcome) == ("saga.settle", "ok")
         follow_ups = outbox.on(COMMANDS_TOPIC)
-        assert [CommandEnvelope.decode(v).type for _, v in follow_ups] == ["saga.hold", "saga.settle", "saga.confirm"]
+        assert [CommandEnvelope.decode(v).type for _, v in follow_ups] == ["saga.hold", "saga.settle"]
         await asyncio.wait_for(world.actor.handed_over(), timeout=10)
-        assert world.tables.cursor["0"] == world.offset + 4
-        assert metrics.HANDED_FOLLOW_UPS._value.get() - handed_before == 3
+        assert world.tables.cursor["0"] == world.offset + 3
+        assert metrics.HANDED_FOLLOW_UPS._value.get() - handed_before == 2
         decided = len(outbox.records())
-        offsets = range(world.offset + 1, world.offset + 4)
+        offsets = range(world.offset + 1, world.offset + 3)
         await world.actor.receive([(k, v, 0, o) for (k, v), o in zip(follow_ups, offsets, strict=True)])
         assert len(outbox.records()) == decided  # the stream's copies: passed over, nothing decided twice
         assert world.tables.slots[slot_id]["status"] == "busy"

@@ -77,6 +77,50 @@ def test_a_booking_holds_the_patients_time_on_its_partition_then_settles_at_home
     assert ended is not None and ended.plan is None
 
 
+def test_a_booking_reserves_the_patients_time_as_its_appointment_and_needs_no_confirmation(clinic: Clinic) -> None:
+    (hold,) = clinic.state.run(
+        cmd("appointment.book", slotId=clinic.doctor[0], patientId="pat-1"), follow=False
+    ).follow_ups
+    appointment_id = hold.body["plan"]["appointmentId"]
+    (settle,) = clinic.state.follow(hold, follow=False).follow_ups
+    assert clinic.patient_times("pat-1") == {appointment_id: clinic.slot(clinic.doctor[0]).period}
+    rival = clinic.state.run(cmd("appointment.book", slotId=clinic.other[0], patientId="pat-1"))
+    assert rival.ok  # another time: the patient's reservation covers only its own
+    settled = clinic.state.follow(settle, follow=False)
+    assert ok(settled)["id"] == appointment_id
+    assert settled.follow_ups == []  # nothing more to do at the patient's partition
+    assert set(clinic.patient_times("pat-1")) == {appointment_id, ok(rival)["id"]}
+
+
+def test_a_booking_started_before_the_patients_time_was_reserved_as_its_appointment_is_confirmed(
+    clinic: Clinic,
+) -> None:
+    (hold,) = clinic.state.run(
+        cmd("appointment.book", slotId=clinic.doctor[0], patientId="pat-1"), follow=False
+    ).follow_ups
+    hold.body["plan"]["patientTimeAsAppointment"] = False  # a plan as written before: the saga's id holds the time
+    (settle,) = clinic.state.follow(hold, follow=False).follow_ups
+    assert set(clinic.patient_times("pat-1")) == {hold.body["plan"]["id"]}
+    settled = clinic.state.follow(settle, follow=False)
+    (confirm,) = settled.follow_ups
+    assert confirm.command == "saga.confirm"
+    clinic.state.follow(confirm)
+    assert set(clinic.patient_times("pat-1")) == {ok(settled)["id"]}
+
+
+def test_a_booking_given_up_after_its_patient_step_gives_the_patients_time_back(clinic: Clinic) -> None:
+    (hold,) = clinic.state.run(
+        cmd("appointment.book", slotId=clinic.doctor[0], patientId="pat-1"), follow=False
+    ).follow_ups
+    plan = hold.body["plan"]
+    clinic.state.follow(hold, follow=False)  # the patient's time is taken; the settlement is late
+    assert clinic.patient_times("pat-1") != {}
+    expired = {"code": "", "message": "", "details": {"reason": "hold-expired"}, "at": len(plan["steps"])}
+    swept = clinic.state.run(cmd("saga.settle", plan=plan, failure=expired), make_context(scopes=()))
+    assert swept.error is not None and swept.error.code is ErrorCode.SLOT_NOT_AVAILABLE
+    assert clinic.patient_times("pat-1") == {} and clinic.slot(clinic.doctor[0]).status.value == "free"
+
+
 def test_a_room_is_held_then_confirmed_with_the_appointment(clinic: Clinic) -> None:
     command = cmd("appointment.book", slotId=clinic.doctor[0], patientId="pat-1", additionalSlotIds=[clinic.room[0]])
     started = clinic.state.run(command, follow=False)
