@@ -35,7 +35,7 @@ from agents.cursor import Cursor
 from agents.failpoints import reached as failpoints_reached
 from agents.handoff import LocalPartitions, Message, next_run
 from agents.holds import HoldSweep
-from agents.journal import entry, expired_keys, recorded
+from agents.journal import entry, expired_keys, recorded, reference, referred
 from agents.offers import OfferSweep
 from agents.reminders import Reminders
 from domain.booking_policy import CONTRACT_DEFAULTS
@@ -257,11 +257,11 @@ class ResourceActor:
     def _journal(batch: Batch, journaled_as: str, record: DecisionRecord, encoded: bytes) -> None:
         """Journal the record (`encoded` is its JSON); one that settles a saga also under its starting command's
         key (`SETTLED`)."""
-        batch.journal[journaled_as] = journaled = entry(record, encoded)
+        batch.journal[journaled_as] = entry(record, encoded)
         if record.answers is not None:
             caller, command_id = record.answers
             key, _, command = command_id.partition(":")  # the decision's command id is `<routing key>:<id>`
-            batch.journal[_journal_key(record.tenant, caller, key, command) + SETTLED] = journaled
+            batch.journal[_journal_key(record.tenant, caller, key, command) + SETTLED] = reference(record, journaled_as)
 
     async def _commit(self, batch: Batch) -> None:
         """The batch's durable steps; each waits for the broker's acknowledgement of all its writes."""
@@ -314,6 +314,9 @@ class ResourceActor:
     def _prior(self, batch: Batch, journaled_as: str) -> DecisionRecord | None:
         """The journaled decision of this key (this batch's first); one that cannot be read counts as absent."""
         prior = batch.journal.get(journaled_as) or self._tables.journal.get(journaled_as)
+        see = referred(prior)
+        if see is not None:  # a saga's settlement, recorded under its own key
+            prior = batch.journal.get(see) or self._tables.journal.get(see)
         if prior is None:
             return None
         try:

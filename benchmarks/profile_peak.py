@@ -2,8 +2,9 @@
 
 Starts `scheduling dev`, opens slots (as `side_by_side.py` does), warms up, then books them at a fixed
 concurrency while py-spy samples the worker, the bridge and the projector; prints CPU milliseconds per
-booking for each role and each profile's hottest functions (own time and with callees). The raw profiles
-(collapsed stacks, for a flame graph) are left in the output folder. Needs `pip install -e '.[bench]'`.
+booking for each role and for the embedded broker, NATS and PostgreSQL, and each profile's hottest
+functions (own time and with callees). The raw profiles (collapsed stacks, for a flame graph) are left in
+the output folder. Needs `pip install -e '.[bench]'`.
 
     python benchmarks/profile_peak.py [--bookings 1000] [--clients 50] [--seconds 15] [--out /tmp/profile]
 """
@@ -38,6 +39,24 @@ def roles(dev: int) -> dict[str, psutil.Process]:
     return found
 
 
+#: the embedded services, by a part of their executable's name: CPU only (no Python to sample)
+SERVICES = {"broker": "tansu", "nats": "nats-server", "postgres": "postgres"}
+
+
+def service_cpu(dev: int) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of each embedded service's processes (PostgreSQL has one per connection)."""
+    found: dict[str, dict[int, float]] = {name: {} for name in SERVICES}
+    for child in psutil.Process(dev).children(recursive=True):
+        try:
+            executable = Path(child.cmdline()[0]).name if child.cmdline() else child.name()
+            for name, part in SERVICES.items():
+                if part in executable or child.name().startswith(part):
+                    found[name][child.pid] = cpu(child)
+        except psutil.Error:
+            continue
+    return found
+
+
 def cpu(process: psutil.Process) -> float:
     times = process.cpu_times()
     return times.user + times.system
@@ -68,6 +87,7 @@ async def measure(args: argparse.Namespace, ready: dict[str, str], dev: int) -> 
     await run_bookings(book, await service_slots(ready["http"], nc, token, 100), args.clients)  # warm up
     processes = roles(dev)
     before = {role: cpu(p) for role, p in processes.items()}
+    services_before = service_cpu(dev)
     samplers = [
         await asyncio.create_subprocess_exec(
             "py-spy",
@@ -87,12 +107,16 @@ async def measure(args: argparse.Namespace, ready: dict[str, str], dev: int) -> 
         for role, p in processes.items()
     ]
     result = await run_bookings(book, slots, args.clients)
+    services_after = service_cpu(dev)
     for sampler in samplers:
         await sampler.wait()
     await nc.close()
     print(f"{args.bookings} bookings, {args.clients} clients: {result.cell()}")
     for role, process in processes.items():
         print(f"{role:10} {(cpu(process) - before[role]) / args.bookings * 1000:6.2f} ms CPU per booking")
+    for name, after in services_after.items():
+        spent = sum(seconds - services_before[name].get(pid, 0.0) for pid, seconds in after.items())
+        print(f"{name:10} {spent / args.bookings * 1000:6.2f} ms CPU per booking (not sampled)")
     for role in processes:
         print(f"\n{role} (first {args.seconds} s of the run):")
         print("\n".join(hottest(args.out / f"{role}.txt", args.top)))

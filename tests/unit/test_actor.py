@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fakes import iso, schedule_body
 
-from agents.commands import ResourceActor, journal_key
+from agents.commands import SETTLED, ResourceActor, journal_key
 from agents.cursor import Cursor
 from agents.handoff import LocalPartitions
 from agents.journal import recorded
@@ -189,6 +189,11 @@ async def test_a_booking_is_answered_by_its_saga_and_a_repeat_gets_that_answer(w
     assert [e.type for e in record.events] == ["appointment.created"]
     repeat = await world.start("appointment.book", body, key=key, delivery="s-3", command_id="booking")
     assert repeat.reply == record.reply and repeat.replay_of == "s-1" and repeat.changes == []
+    ((settled_as, settled),) = [(k, v) for k, v in world.tables.journal.items() if k.endswith(SETTLED)]
+    assert set(settled) == {"routingKey", "decidedAt", "see"}  # names the settlement's entry, holds no copy
+    world.tables.journal[settled_as] = world.tables.journal[settled["see"]]  # as written before: a full copy
+    again = await world.start("appointment.book", body, key=key, delivery="s-4", command_id="booking")
+    assert again.reply == record.reply
 
 
 def _env_bytes(world: World, record: DecisionRecord) -> bytes:
