@@ -163,6 +163,10 @@ class Session:
         return self._days.get(key) or self._state.day(token, day) or DayIndex(token=token, day=day)
 
     def save_day(self, index: DayIndex) -> None:
+        if index.slots:  # written before `DaySlots`: its slots move there in this decision (a one-time write)
+            slots = self.day_slots(index.token, index.day)
+            self.save_day_slots(slots.model_copy(update={"slots": {**index.slots, **slots.slots}}))
+            index = index.model_copy(update={"slots": {}})
         stored = self._state.day(index.token, index.day)
         self._days[index.key] = index.model_copy(update={"version": (stored.version if stored else 0) + 1})
 

@@ -43,7 +43,14 @@ _MOVE_REFUSALS = {ErrorCode.SLOT_NOT_AVAILABLE: ErrorCode.NEW_SLOT_NOT_AVAILABLE
 
 
 def start(session: Session, plan: SagaPlan) -> dict[str, Any]:
-    """Save the plan beside the home's index and send its first step; the caller is answered by the last one."""
+    """Save the plan beside the home's index and send its first step; the caller is answered by the last one.
+
+    The saga's id (and a booking's appointment id) derive from the command id, which another caller may use
+    too (repeats are told apart by caller in the journal, not here): while a saga of that id is waiting, a
+    second one is refused instead of overwriting it."""
+    waiting = session.saga(plan.home, plan.id)
+    if waiting is not None and waiting.plan is not None:
+        raise validation_error([{"field": "commandId", "message": "already used for a booking or move in progress"}])
     session.save_saga(WaitingSaga(home=plan.home, saga_id=plan.id, plan=plan, expires_at=plan.expires_at))
     _send_step(session, plan, 0)
     session.await_saga()

@@ -63,7 +63,7 @@ def test_a_booking_writes_one_day_bucket_not_the_whole_calendar() -> None:
     assert len(json.dumps(buckets[0].model_dump(mode="json"))) < 1_000
 
 
-def test_slots_a_day_index_held_before_day_slots_are_still_booked_searched_and_added_to() -> None:
+def test_slots_a_day_index_held_before_day_slots_are_read_and_move_out_with_its_next_write() -> None:
     state = InMemoryState()
     schedule = create_schedule(state)
     first = create_slot(state, schedule["id"], at(9))
@@ -76,11 +76,14 @@ def test_slots_a_day_index_held_before_day_slots_are_still_booked_searched_and_a
         ErrorCode.VALIDATION_FAILED,
         400,
     )  # the older slot still overlaps
+    day = state.day(slots.token, slots.day)
+    assert day is not None and set(day.slots) == {first["id"]}  # a new slot is not added to it
     ok(book(state, first["id"]))
     ok(book(state, second["id"], "pat-2"))
     day = state.day(slots.token, slots.day)
-    assert day is not None and set(day.slots) == {first["id"]}  # kept as it was, never added to
+    assert day is not None and day.slots == {}  # the booking's write moved them out
     assert set(day.holders) == {first["id"], second["id"]}
+    assert set(state.calendar(slots.token).slots) == {first["id"], second["id"]}
 
 
 def test_slot_search_by_exact_time_finds_the_portal_slot_in_its_bucket() -> None:

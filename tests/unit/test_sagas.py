@@ -121,6 +121,18 @@ def test_a_booking_given_up_after_its_patient_step_gives_the_patients_time_back(
     assert clinic.patient_times("pat-1") == {} and clinic.slot(clinic.doctor[0]).status.value == "free"
 
 
+def test_another_callers_booking_with_a_command_id_in_progress_is_refused(clinic: Clinic) -> None:
+    first = cmd("appointment.book", slotId=clinic.doctor[0], patientId="pat-1")
+    ctx = make_context(command_id="same-key")
+    (hold,) = clinic.state.run(first, ctx, follow=False).follow_ups
+    other = make_context(command_id="same-key", subject="user-2")  # the same key from another caller
+    second = clinic.state.run(cmd("appointment.book", slotId=clinic.doctor[1], patientId="pat-1"), other)
+    error = assert_refused(second, ErrorCode.VALIDATION_FAILED, 400)
+    assert error["details"] == [{"field": "commandId", "message": "already used for a booking or move in progress"}]
+    appointment = ok(clinic.state.follow(hold))
+    assert set(clinic.patient_times("pat-1")) == {appointment["id"]}  # the first keeps the patient's time
+
+
 def test_a_room_is_held_then_confirmed_with_the_appointment(clinic: Clinic) -> None:
     command = cmd("appointment.book", slotId=clinic.doctor[0], patientId="pat-1", additionalSlotIds=[clinic.room[0]])
     started = clinic.state.run(command, follow=False)
