@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from domain.decisions import State
-from domain.resource import SAGA_SEPARATOR, ResourceIndex, WaitingSaga
+from domain.resource import SAGA_SEPARATOR, ResourceIndex
 from scheduling.core.routing import partition_of
 from tables import Table
 
@@ -21,12 +21,11 @@ def owned_indexes(resources: Table, partitions: int, partition: int, state: Stat
             yield index
 
 
-def owned_sagas(resources: Table, partitions: int, partition: int, state: State) -> Iterator[WaitingSaga]:
-    """Each saga whose home is on `partition`, waiting or ended (not yet forgotten)."""
+def owned_saga_keys(resources: Table, partitions: int, partition: int) -> list[tuple[str, str, str]]:
+    """(key, home, saga id) of each saga whose home is on `partition`, waiting or ended (not yet forgotten)."""
+    found = []
     for key in sorted(list(resources.keys())):
         home, separator, saga_id = key.partition(SAGA_SEPARATOR)
-        if not separator or partition_of(home, partitions) != partition:
-            continue
-        saga = state.saga(home, saga_id)
-        if saga is not None:
-            yield saga
+        if separator and partition_of(home, partitions) == partition:
+            found.append((key, home, saga_id))
+    return found

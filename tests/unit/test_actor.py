@@ -367,7 +367,7 @@ async def test_the_hold_sweep_gives_up_a_saga_still_waiting_and_its_late_step_is
     started = await world.start("appointment.book", {"slotId": slot_id, "patientId": "p"}, key=token)
     assert started.outcome == PENDING
     partition = partition_of(token, Settings().partitions)
-    later = {"now": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
+    later = {"now": (datetime.now(UTC) + timedelta(minutes=5)).isoformat()}  # past the expiry, not FORGET_AFTER
     for i, (claims, delivery) in enumerate(((CLAIMS, "staff-sweep"), (ADMIN, "sweep"), (ADMIN, "sweep-again"))):
         env = CommandEnvelope(delivery_id=delivery, type="holds.expire", body=later, claims=claims,
                               command_id=delivery)  # fmt: skip
