@@ -57,17 +57,20 @@ async def test_a_worker_dying_at_a_saga_step_ends_in_one_outcome(armed: Any, fai
     service, folder = armed
     async with Client(service) as client:
         origin, target, room = await _resource(client), await _resource(client), await _resource(client, "Location")
-        mine, wanted, room_slot = (
+        device = await _resource(client, "Device")
+        mine, wanted, room_slot, device_slot = (
             await _slot(client, origin, 2),
             await _slot(client, target, 3),
             await _slot(client, room, 3),
+            await _slot(client, device, 3),
         )
         booked = await client.ok("appointment.book", {"slotId": mine, "patientId": unique("mover")})
         worker = service.role("worker").pid
 
         (folder / failpoint).touch()
         move = {"appointmentId": booked["id"], "newSlotId": wanted, "additionalSlotIds": [room_slot]}
-        rival = {"slotId": wanted, "patientId": unique("rival")}
+        # whichever wins has another resource's seat to confirm (a plain booking has no confirmation step)
+        rival = {"slotId": wanted, "patientId": unique("rival"), "additionalSlotIds": [device_slot]}
         moved, rivalled = await asyncio.gather(
             until_answered(client, "appointment.reschedule", move, unique("move")),
             until_answered(client, "appointment.book", rival, unique("rival")),
@@ -87,8 +90,8 @@ async def test_a_worker_dying_at_a_saga_step_ends_in_one_outcome(armed: Any, fai
         async def settled() -> bool:
             """Every confirmation and release has landed: nothing held, each slot as its holder says."""
             slots = [await _slot_of(client, origin, mine), await _slot_of(client, target, wanted),
-                     await _slot_of(client, room, room_slot)]  # fmt: skip
-            expected = ["free", "busy", "busy"] if moved["ok"] else ["busy", "busy", "free"]
+                     await _slot_of(client, room, room_slot), await _slot_of(client, device, device_slot)]  # fmt: skip
+            expected = ["free", "busy", "busy", "free"] if moved["ok"] else ["busy", "busy", "free", "busy"]
             return [s["status"] for s in slots] == expected and all(s["holds"] == [] for s in slots)
 
         await eventually(settled, within=30, interval=0.2)
