@@ -192,7 +192,9 @@ class ResourceActor:
     async def decide(self, partition: int, messages: Sequence[Message]) -> None:
         """Decide a batch of one partition's messages, then make it durable (the four steps above)."""
         self._tables.changelog.deciding(partition)
-        parsed = self._parsed.get(partition) or self._parsed.setdefault(partition, self._new_parsed())
+        parsed = self._parsed.get(partition)
+        if parsed is None:
+            parsed = self._parsed[partition] = self._new_parsed()
         batch = Batch(partition, TableState(self._tables, parsed))
         for key, raw, _, offset in messages:
             await self._decide_one(batch, key, raw, offset)

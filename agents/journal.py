@@ -25,13 +25,18 @@ SEE = "see"
 
 def entry(record: DecisionRecord, encoded: bytes) -> dict[str, Any]:
     """The journal entry of `record`, whose JSON text is `encoded`."""
-    return {"routingKey": record.routing_key, "decidedAt": record.decided_at.isoformat(), RECORD: encoded.decode()}
+    return {**_expiry_fields(record), RECORD: encoded.decode()}
 
 
 def reference(record: DecisionRecord, key: str) -> dict[str, Any]:
     """An entry answered by the entry under `key` (a saga's settlement, under its starting command's key): the
     record is not written twice; the same routing key and time expire both together."""
-    return {"routingKey": record.routing_key, "decidedAt": record.decided_at.isoformat(), SEE: key}
+    return {**_expiry_fields(record), SEE: key}
+
+
+def _expiry_fields(record: DecisionRecord) -> dict[str, Any]:
+    """What `expired_keys` reads of every entry."""
+    return {"routingKey": record.routing_key, "decidedAt": record.decided_at.isoformat()}
 
 
 def referred(value: Any) -> str | None:
