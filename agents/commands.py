@@ -283,12 +283,12 @@ class ResourceActor:
             self._tables.journal[journaled_as] = value
         await changelog.written()
         types = [command_type for command_type, _ in batch.outcomes]
-        failpoints_reached(failpoints, "journaled", types)
+        await failpoints_reached(failpoints, "journaled", types)
         batch.state.flush()
 
         async def applied() -> None:
             await changelog.written()
-            failpoints_reached(failpoints, "applied", types)
+            await failpoints_reached(failpoints, "applied", types)
 
         follow_ups: list[Message] = []
 
@@ -299,7 +299,7 @@ class ResourceActor:
 
         # entities and outbox together: each only needs the journal durable first (one round trip saved)
         await asyncio.gather(applied(), until_done(send, f"outbox writes of a batch of partition {batch.partition}"))
-        failpoints_reached(failpoints, "published", types)
+        await failpoints_reached(failpoints, "published", types)
         self._cursor.advance(batch.partition, batch.last_offset)
         await changelog.written()
         for command_type, outcome in batch.outcomes:
