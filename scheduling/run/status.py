@@ -25,7 +25,11 @@ def render(state: dict[str, Any]) -> str:
             lines.append(f"  members unknown: {group['error']}")
         for member in group["members"]:
             owned = ",".join(map(str, member["partitions"])) or "-"
-            lines.append(f"  member {member['clientId'] or member['memberId']} {member['host']} partitions {owned}")
+            # the member id is what the owner column shows; on Apache Kafka every Faust worker has one client id
+            about = ", ".join(f"{what} {member[key]}" for what, key in (("client", "clientId"), ("host", "host"))
+                              if member.get(key))  # fmt: skip
+            about = f" ({about})" if about else ""
+            lines.append(f"  member {member['memberId']}{about} partitions {owned}")
         lines.append(f"  {'partition':>9}  {'committed':>9}  {'end':>9}  {'lag':>6}  owner")
         for row in group["partitions"]:
             lines.append(f"  {row['partition']:>9}  {row['committed']:>9}  {row['end']:>9}  {row['lag']:>6}  "
