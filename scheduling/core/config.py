@@ -98,6 +98,8 @@ class Settings:
     state_dir: str | None = field(default_factory=lambda: _env("SCHEDULING_STATE_DIR"))
     #: JetStream duplicate window for events, in seconds: re-publishes inside it are dropped by the server.
     duplicate_window: float = field(default_factory=lambda: float(_env("SCHEDULING_DUPLICATE_WINDOW", "3600") or 3600))
+    #: the bridge's and the projector's GET /metrics port (the worker's are on its HTTP view); unset, empty or 0: none
+    metrics_port: int | None = field(default_factory=lambda: int(_env("SCHEDULING_METRICS_PORT", "0") or 0) or None)
 
     @property
     def kafka_bootstrap(self) -> str:

@@ -129,8 +129,11 @@ def waiting_for(port: int, nats_url: str) -> str:
     return ", ".join(pending)
 
 
-def supervise(services: Any, roles: dict[str, Any], env: dict[str, str], stopping: Callable[[], bool]) -> None:
-    """Restart a role that died (as an orchestrator would), at most once every RESTART_BACKOFF seconds."""
+def supervise(
+    services: Any, roles: dict[str, Any], envs: dict[str, dict[str, str]], stopping: Callable[[], bool]
+) -> None:
+    """Restart a role that died (as an orchestrator would), at most once every RESTART_BACKOFF seconds, with the
+    environment it was started with (its own metrics port included)."""
     log = logging.getLogger("scheduling.dev")
     last_start = {role: time.monotonic() for role in roles}
     while not stopping():
@@ -139,7 +142,7 @@ def supervise(services: Any, roles: dict[str, Any], env: dict[str, str], stoppin
                 continue
             log.error("%s exited with %s; restarting it", role, service.process.returncode)
             services.services.remove(service)
-            roles[role] = services.spawn_role(role, env)
+            roles[role] = services.spawn_role(role, envs[role])
             last_start[role] = time.monotonic()
         time.sleep(0.2)
 
@@ -184,8 +187,12 @@ def run_dev(data_dir: Path) -> int:
             env["SCHEDULING_BROKER"] = "tansu"
         os.environ.update(env)
         asyncio.run(kafka.ensure_topics(Settings()))
+        # the bridge and the projector serve what they count (dead letters, parked records) on their own port
+        metrics_ports = {role: stack.free_port() for role in ("projector", "bridge")}
+        envs = {role: {**env, "SCHEDULING_METRICS_PORT": str(metrics_ports[role])} for role in metrics_ports}
+        envs["worker"] = env
         log.info("starting the roles: projector, bridge, worker (logs in %s)", data_dir)
-        roles = {role: services.spawn_role(role, env) for role in ("projector", "bridge", "worker")}
+        roles = {role: services.spawn_role(role, envs[role]) for role in ("projector", "bridge", "worker")}
         started = time.monotonic()
         deadline, progress_at = started + 120, started + PROGRESS_EVERY
         while not stopping:
@@ -203,13 +210,20 @@ def run_dev(data_dir: Path) -> int:
             time.sleep(0.2)
         if not stopping:
             http = f"http://127.0.0.1:{port}"
+            bridge_metrics = f"http://127.0.0.1:{metrics_ports['bridge']}"
+            projector_metrics = f"http://127.0.0.1:{metrics_ports['projector']}"
             print(
                 f"ready http={http} nats={services.nats} kafka={services.kafka} postgres={services.postgres}",
                 flush=True,
             )
+            log.info("metrics: worker %s/metrics, bridge %s/metrics, projector %s/metrics",
+                     http, bridge_metrics, projector_metrics)  # fmt: skip
             # for a second shell: `. .scheduling/ready.env` (README, quick start)
-            ready_env.write_text(f"API={http}\nNATS={services.nats}\nKAFKA={services.kafka}\n")
-        supervise(services, roles, env, lambda: stopping)
+            ready_env.write_text(
+                f"API={http}\nNATS={services.nats}\nKAFKA={services.kafka}\n"
+                f"BRIDGE_METRICS={bridge_metrics}\nPROJECTOR_METRICS={projector_metrics}\n"
+            )
+        supervise(services, roles, envs, lambda: stopping)
         return 0
     finally:
         ready_env.unlink(missing_ok=True)

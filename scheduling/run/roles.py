@@ -7,12 +7,14 @@ import logging
 import signal
 
 import nats
+from aiohttp import web
 
 from bridge.commands import CommandBridge
 from bridge.nats_setup import ensure_streams
 from bridge.relay import Relay
 from scheduling.core.auth import Verifier
 from scheduling.core.config import DECISIONS_TOPIC, INPUT_SUBJECTS, REGISTRATION_SUBJECTS, Settings
+from scheduling.http import metrics_server
 from scheduling.readmodel import db
 from scheduling.readmodel.projector import Projector
 from scheduling.streams import durable, kafka
@@ -40,7 +42,10 @@ async def run_bridge(settings: Settings) -> None:
     consumer = kafka.consumer(settings, "scheduling-relay", DECISIONS_TOPIC)
     await consumer.start()
     relay = Relay(js, producer)
+    serving: web.AppRunner | None = None
     try:
+        # the relay's dead letters and parked records are counted here: scraped here (SCHEDULING_METRICS_PORT)
+        serving = await metrics_server.start(settings.metrics_port)
         await bridge.start()
         log.info("bridge ready")
         await kafka.run_consumer(consumer, relay.handle_batch, stopping, "relay")
@@ -49,6 +54,7 @@ async def run_bridge(settings: Settings) -> None:
         await consumer.stop()
         await producer.stop()
         await nc.drain()
+        await metrics_server.stop(serving)
 
 
 async def run_projector(settings: Settings) -> None:
@@ -68,7 +74,9 @@ async def run_projector(settings: Settings) -> None:
         asyncio.create_task(durable.consume(js, subject, projector.on_registration))
         for subject in REGISTRATION_SUBJECTS
     ]
+    serving: web.AppRunner | None = None
     try:
+        serving = await metrics_server.start(settings.metrics_port)
         log.info("projector ready")
         await kafka.run_consumer(consumer, projector.handle_batch, stopping, "projector")
     finally:
@@ -79,3 +87,4 @@ async def run_projector(settings: Settings) -> None:
         await producer.stop()
         await nc.drain()
         await pool.close()
+        await metrics_server.stop(serving)

@@ -1,18 +1,105 @@
-"""Every metric the dashboard and the alert rules query is on the live /metrics of `scheduling dev`."""
+"""Every metric the dashboard and the alert rules query is on the live /metrics of `scheduling dev`: the
+worker's HTTP view, and the bridge's and the projector's metrics servers (`<data-dir>/ready.env`), each
+serving what its own process counts."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import pytest
+from aiokafka import AIOKafkaProducer
+from conftest import unique
 from prometheus_client.parser import text_string_to_metric_families
-from support.dashboards import exposed_names, used_metrics
+from support.client import eventually
+from support.dashboards import RECORDED_BY, exposed_names, used_metrics
+
+from scheduling.core.wire import DecisionRecord
+
+DECISIONS = "scheduling-decisions"
+#: the decision record's type, seen only here: its dead-letter count is this test's own
+PROBE_TYPE = "metrics.dead-letter-probe"
+
+
+def _endpoints(service: Any) -> dict[str, str]:
+    """Each role's metrics server, as `scheduling dev` announces them for a second shell."""
+    lines = (service.data_dir / "ready.env").read_text().splitlines()
+    ready = dict(line.split("=", 1) for line in lines if line)
+    return {"worker": service.http, "bridge": ready["BRIDGE_METRICS"], "projector": ready["PROJECTOR_METRICS"]}
+
+
+async def _scrape(url: str) -> str:
+    async with aiohttp.ClientSession(url) as http, http.get("/metrics") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        return await response.text()
+
+
+async def _value(url: str, name: str, **labels: str) -> float:
+    """The sum of a counter's samples with these labels on one /metrics (0 while none; 0 while unreachable,
+    as between a role's restart and its metrics server listening again)."""
+    try:
+        text = await _scrape(url)
+    except aiohttp.ClientConnectionError:
+        return 0.0
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
 
 
 async def test_every_metric_of_the_dashboard_and_alerts_is_exposed(service: Any) -> None:
-    async with aiohttp.ClientSession(service.http) as http, http.get("/metrics") as response:
-        assert response.status == 200
-        text = await response.text()
-    exposed = exposed_names(text_string_to_metric_families(text))
+    endpoints = _endpoints(service)
+    assert len(set(endpoints.values())) == 3, endpoints
+    exposed = {role: exposed_names(text_string_to_metric_families(await _scrape(url))) for role, url in
+               endpoints.items()}  # fmt: skip
     used = used_metrics()
-    assert used and not used - exposed, f"not on /metrics: {sorted(used - exposed)}"
+    union = set().union(*exposed.values())
+    assert used and not used - union, f"on no role's /metrics: {sorted(used - union)}"
+    for name, roles in RECORDED_BY.items():
+        for role in roles:
+            assert name in exposed[role], f"{name} is recorded by the {role} but not on its /metrics"
+
+
+@pytest.fixture
+async def producer(service: Any) -> AsyncIterator[AIOKafkaProducer]:
+    kafka = AIOKafkaProducer(bootstrap_servers=service.kafka, acks="all")
+    await kafka.start()
+    yield kafka
+    await kafka.stop()
+
+
+async def test_dead_letters_and_parked_records_are_counted_on_the_metrics_of_the_roles_that_set_them_aside(
+    service: Any, producer: AIOKafkaProducer
+) -> None:
+    endpoints = _endpoints(service)
+    parked = "scheduling_parked_records_total"
+    consumer = {"bridge": "relay", "projector": "projector"}
+    parked_before = {role: await _value(endpoints[role], parked, consumer=consumer[role], reason="unreadable")
+                     for role in consumer}  # fmt: skip
+    # a refusal nobody was answered about: the relay publishes it on scheduling.dlq.<type> and counts it
+    letter = DecisionRecord(
+        delivery_id=unique("d"), command_id=unique("c"), type=PROBE_TYPE, source="nats",
+        tenant=unique("t-metrics"), caller="metrics-test", reply={"ok": False}, outcome="VALIDATION_FAILED",
+        decided_at=datetime.now(UTC), dead_letter=True, command={"probe": True},
+    )  # fmt: skip
+    await producer.send_and_wait(DECISIONS, letter.encode(), key=b"metrics-probe")
+    # and a record neither the relay nor the projector can read: each parks it on scheduling-dead-letters
+    await producer.send_and_wait(DECISIONS, b"{{{ not a decision record", key=b"metrics-probe")
+
+    async def dead_lettered() -> float:
+        return await _value(endpoints["bridge"], "scheduling_dead_letters_total", type=PROBE_TYPE)
+
+    assert await eventually(dead_lettered, within=30, interval=0.5) >= 1
+    for role, name in consumer.items():
+
+        async def counted(role: str = role, name: str = name) -> bool:
+            return await _value(endpoints[role], parked, consumer=name, reason="unreadable") > parked_before[role]
+
+        await eventually(counted, within=30, interval=0.5)
+    # counted where they happen, not by the worker (its view serves only what its own process counts)
+    assert await _value(service.http, "scheduling_dead_letters_total", type=PROBE_TYPE) == 0

@@ -15,6 +15,14 @@ ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
 DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 DASHBOARD_PROVIDERS = DEPLOY / "grafana" / "provisioning" / "dashboards" / "scheduling.yml"
+COMPOSE = DEPLOY.parent / "docker-compose.yml"
+
+#: counters that only some roles record (a counter lives in one process): each role listed must serve them on its
+#: own /metrics, or what it counts is never scraped. Everything else the dashboard uses is on the worker's view.
+RECORDED_BY = {
+    "scheduling_dead_letters_total": ("bridge",),  # the relay (bridge/relay.py)
+    "scheduling_parked_records_total": ("worker", "bridge", "projector"),  # actor, relay, projector
+}
 
 #: the service's own series; `up` and PromQL functions are Prometheus's
 METRIC = re.compile(r"\bscheduling_[a-z_]+\b")

@@ -8,9 +8,11 @@ import re
 from prometheus_client import REGISTRY
 from support.dashboards import (
     ALERTS,
+    COMPOSE,
     DASHBOARD_PROVIDERS,
     DATASOURCES,
     PROMETHEUS,
+    RECORDED_BY,
     dashboard,
     exposed_names,
     expressions,
@@ -74,5 +76,23 @@ def test_every_metric_used_is_defined_by_the_service() -> None:
 def test_prometheus_loads_the_rules_and_grafana_the_dashboards() -> None:
     config = yaml_file(PROMETHEUS)
     assert config["rule_files"] == [f"/etc/prometheus/{ALERTS.name}"]
-    assert [job["job_name"] for job in config["scrape_configs"]] == ["scheduling-worker"]
+    jobs = [job["job_name"] for job in config["scrape_configs"]]
+    assert jobs == ["scheduling-worker", "scheduling-bridge", "scheduling-projector"]
     assert yaml_file(DASHBOARD_PROVIDERS)["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_every_role_that_records_a_counter_the_dashboard_uses_is_scraped_on_its_compose_port() -> None:
+    """The bridge and the projector count dead letters and parked records: Prometheus must scrape them, on the
+    port docker-compose.yml gives them (SCHEDULING_METRICS_PORT; the worker's HTTP view for the worker)."""
+    assert set(RECORDED_BY) <= used_metrics()
+    services = yaml_file(COMPOSE)["services"]
+    scraped = {}
+    for job in yaml_file(PROMETHEUS)["scrape_configs"]:
+        assert job["metrics_path"] == "/metrics"
+        (target,) = job["dns_sd_configs"]
+        (name,) = target["names"]
+        scraped[name] = target["port"]
+    for role in {role for roles in RECORDED_BY.values() for role in roles}:
+        environment = services[role]["environment"]
+        port = environment["SCHEDULING_HTTP_PORT" if role == "worker" else "SCHEDULING_METRICS_PORT"]
+        assert scraped[role] == int(port), role
