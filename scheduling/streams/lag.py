@@ -1,4 +1,5 @@
-"""Consumer lag and progress of the service's groups, measured when /metrics or /readyz is asked.
+"""Consumer lag and progress of the service's groups, and the dead-letter topic's size, measured when
+/metrics or /readyz is asked.
 
 Lag = end offset - committed offset, per partition. On the embedded broker
 the end offset comes from a Fetch high watermark (broker defect 1).
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from scheduling.core import metrics
-from scheduling.core.config import COMMANDS_TOPIC, DECISIONS_TOPIC, Settings
+from scheduling.core.config import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, DECISIONS_TOPIC, Settings
 from scheduling.streams.broker_guards import true_end_offsets
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,10 @@ class LagProbe:
 
     async def _update(self) -> None:
         bootstrap = self._settings.kafka_bootstrap
+        parked = TopicPartition(DEAD_LETTERS_TOPIC, 0)  # one partition (scheduling/streams/kafka.py)
         tps = [
             TopicPartition(t, p) for t in (COMMANDS_TOPIC, DECISIONS_TOPIC) for p in range(self._settings.partitions)
-        ]
+        ] + [parked]
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
         await consumer.start()
         try:
@@ -63,6 +65,7 @@ class LagProbe:
                 ends = await true_end_offsets(bootstrap, ends)
         finally:
             await consumer.stop()
+        metrics.DEAD_LETTER_TOPIC_RECORDS.set(ends.get(parked, 0))
         for group, (topic, gauge) in self._groups.items():
             # a group member that never joins: it only reads the group's committed offsets
             reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
