@@ -91,9 +91,20 @@ async def test_a_reschedule_to_another_practitioner_over_nats_and_http(service: 
         # over HTTP: the other patient moves to the covering practitioner too; then back, by the same path
         status, body, _ = await client.post(f"/appointments/{other['id']}/reschedule", {"newSlotId": later})
         assert status == 200 and body["data"]["slotId"] == later, body
+        away = body["data"]
+        assert away["providerId"] == covering["actor"]["reference"] and "pendingMove" not in away
+        assert await appointment(client, other["id"]) == away
+        assert (await slots(client, ill))[second]["status"] == "free"
+        assert await eventually(lambda: _status(client, covering, later, "busy"))
         status, body, _ = await client.post(f"/appointments/{other['id']}/reschedule", {"newSlotId": second})
         assert status == 200 and body["data"]["slotId"] == second, body
+        back = body["data"]
+        assert back["providerId"] == ill["actor"]["reference"] and await appointment(client, other["id"]) == back
         assert (await slots(client, ill))[second]["status"] == "busy"
+        # both HTTP moves are published like the NATS one, in order
+        subject = f"appointments/{other['id']}"
+        seen = await client.events(f"{EVENTS}.appointment.updated", lambda es: any(e["data"] == back for e in es))
+        assert [e["data"]["slotId"] for e, _ in seen if e["subject"] == subject] == [later, second]
         # the other resource's slot is given back by an internal command after the reply (docs/decisions.md)
         assert await eventually(lambda: _status(client, covering, later, "free"))
 
@@ -174,6 +185,18 @@ async def test_a_patient_cannot_hold_two_overlapping_appointments(service: Any) 
             {"slotId": clash, "patientId": patient, "allowDoubleBooking": True},
             scope="scheduling:write scheduling:read scheduling:double-book",
         )
+        # a move into the patient's own overlapping time is refused the same way, and changes nothing
+        d = await resource(client)
+        elsewhere = await slot(client, d, at(9, "09:00"), at(9, "09:30"))
+        overlapping = await slot(client, d, at(7, "09:10"), at(7, "09:40"))
+        moving = await client.ok("appointment.book", {"slotId": elsewhere, "patientId": patient})
+        reply = await client.command(
+            "appointment.reschedule", {"appointmentId": moving["id"], "newSlotId": overlapping}
+        )
+        assert code(reply) == "PATIENT_DOUBLE_BOOKING", reply
+        assert booked["id"] in reply["error"]["details"]["appointmentIds"]
+        assert (await appointment(client, moving["id"]))["slotId"] == elsewhere
+        assert (await slots(client, d))[overlapping]["status"] == "free"
         # once cancelled, the patient's time is free again
         third = await slot(client, a, at(8, "09:00"), at(8, "09:30"))
         fourth = await slot(client, b, at(8, "09:00"), at(8, "09:30"))
@@ -202,8 +225,10 @@ async def test_one_hundred_callers_for_ten_slots_make_ten_winners(service: Any) 
             body = {"appointmentId": booked[i]["id"], "newSlotId": wanted[i % 10]}
             return "move", await until_answered(client, "appointment.reschedule", body, unique("m"))
 
+        booker_patients = [unique("booker") for _ in range(50)]
+
         async def book(i: int) -> tuple[str, dict[str, Any]]:
-            body = {"slotId": wanted[i % 10], "patientId": unique("booker")}
+            body = {"slotId": wanted[i % 10], "patientId": booker_patients[i]}
             return "book", await until_answered(client, "appointment.book", body, unique("b"))
 
         racers = [move(i) for i in range(50)] + [book(i) for i in range(50)]
@@ -225,6 +250,12 @@ async def test_one_hundred_callers_for_ten_slots_make_ten_winners(service: Any) 
         assert all(s["holds"] == [] for s in origin_slots.values())
         for i, s in enumerate(own):
             assert origin_slots[s]["status"] == ("free" if booked[i]["id"] in moved else "busy")
+        # a losing booker got no appointment and keeps no reserved time: the same patient books that hour
+        lost_bookers = [i for i, (kind, reply) in enumerate(results) if kind == "book" and not reply["ok"]][:3]
+        for i in lost_bookers:
+            start, end = _nth(10, 9, 30, (i - 50) % 10)
+            again = await slot(client, await resource(client), start, end)
+            await client.ok("appointment.book", {"slotId": again, "patientId": booker_patients[i - 50]})
 
 
 async def test_hostile_additional_slots_are_refused_and_change_nothing(service: Any) -> None:

@@ -51,7 +51,14 @@ async def _slot_of(client: Client, schedule: dict[str, Any], slot_id: str) -> di
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "failpoint",
-    ["journaled-appointment.reschedule", "journaled-saga.hold", "applied-saga.settle", "published-saga.confirm"],
+    [
+        "journaled-appointment.reschedule",
+        "journaled-appointment.book",
+        "journaled-saga.hold",
+        "applied-saga.hold",
+        "applied-saga.settle",
+        "published-saga.confirm",
+    ],
 )
 async def test_a_worker_dying_at_a_saga_step_ends_in_one_outcome(armed: Any, failpoint: str) -> None:
     service, folder = armed
@@ -71,9 +78,10 @@ async def test_a_worker_dying_at_a_saga_step_ends_in_one_outcome(armed: Any, fai
         move = {"appointmentId": booked["id"], "newSlotId": wanted, "additionalSlotIds": [room_slot]}
         # whichever wins has another resource's seat to confirm (a plain booking has no confirmation step)
         rival = {"slotId": wanted, "patientId": unique("rival"), "additionalSlotIds": [device_slot]}
+        move_key, rival_key = unique("move"), unique("rival")
         moved, rivalled = await asyncio.gather(
-            until_answered(client, "appointment.reschedule", move, unique("move")),
-            until_answered(client, "appointment.book", rival, unique("rival")),
+            until_answered(client, "appointment.reschedule", move, move_key),
+            until_answered(client, "appointment.book", rival, rival_key),
         )
         # a confirmation is decided after the caller's reply: the worker may reach it a moment later
         await eventually(lambda: not (folder / failpoint).exists(), within=30)
@@ -96,3 +104,21 @@ async def test_a_worker_dying_at_a_saga_step_ends_in_one_outcome(armed: Any, fai
 
         await eventually(settled, within=30, interval=0.2)
         assert (await _slot_of(client, target, wanted))["booked"] == 1
+
+        # after the restart, both callers repeating with their keys get the answers they got
+        assert await until_answered(client, "appointment.reschedule", move, move_key) == moved
+        assert await until_answered(client, "appointment.book", rival, rival_key) == rivalled
+        # the patients' time is as the outcome says: the winner's is taken, the loser's was given back
+        elsewhere = await _slot(client, await _resource(client), 3)
+        winner_patient, loser_patient = (move, rival) if moved["ok"] else (rival, move)
+        refused = await client.command(
+            "appointment.book", {"slotId": elsewhere, "patientId": _patient(winner_patient, booked)}
+        )
+        assert not refused["ok"] and refused["error"]["code"] == "PATIENT_DOUBLE_BOOKING", refused
+        await client.ok("appointment.book", {"slotId": elsewhere, "patientId": _patient(loser_patient, booked)})
+
+
+def _patient(body: dict[str, Any], booked: dict[str, Any]) -> str:
+    """The patient a racer's command is for (the mover's is its appointment's)."""
+    patient: str = body.get("patientId") or booked["patientId"]
+    return patient

@@ -1,0 +1,149 @@
+"""A move across resources caught between its steps, on the real stack: `GET /appointments/{id}` shows it as
+`pendingMove`, `/metrics` counts its open hold, and when the target's step does not answer before the hold's
+expiry the home's sweep gives the move up by the clock: the caller is refused, the appointment stays where it
+was and the target slot, held late, is given back (no slot held by nobody past the expiry).
+
+The target's actor is paused at its `saga.hold` step by a `pause` failpoint (agents/failpoints.py): the rest of
+the worker, its HTTP view and the home's actor run on. The hold time is 3 s in this test's own `scheduling dev`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import Service, running_dev, unique
+from prometheus_client.parser import text_string_to_metric_families
+from support.bursts import until_answered
+from support.client import Client, eventually
+
+from domain.ids import token_of
+from scheduling.core.routing import partition_of
+
+HORIZON = {"start": "2027-09-01T00:00:00Z", "end": "2027-10-01T00:00:00Z"}
+PARTITIONS = 4
+ADMIN = "scheduling:read scheduling:write scheduling:admin"
+
+
+@pytest.fixture(scope="module")
+def paused() -> Iterator[tuple[Service, Path]]:
+    folder = Path(tempfile.mkdtemp(prefix="failpoints-"))
+    with running_dev(
+        SCHEDULING_FAILPOINTS_DIR=str(folder), SCHEDULING_HOLD_SECONDS="3", SCHEDULING_PARTITIONS=str(PARTITIONS)
+    ) as started:
+        yield started, folder
+
+
+async def _resource(client: Client) -> dict[str, Any]:
+    body = {"actor": {"reference": unique("Practitioner/p"), "type": "Practitioner"}, "locationId": "Location/main",
+            "serviceType": "gp", "planningHorizon": HORIZON}  # fmt: skip
+    return await client.ok("schedule.create", body)
+
+
+def _partition(schedule: dict[str, Any]) -> int:
+    return partition_of(token_of(schedule["id"]), PARTITIONS)
+
+
+async def _slot(client: Client, schedule: dict[str, Any], day: int) -> str:
+    start, end = f"2027-09-{day:02d}T10:00:00Z", f"2027-09-{day:02d}T10:30:00Z"
+    created = await client.ok("slot.create", {"scheduleId": schedule["id"], "start": start, "end": end})
+    slot_id: str = created["id"]
+    return slot_id
+
+
+async def _slot_of(client: Client, schedule: dict[str, Any], slot_id: str) -> dict[str, Any]:
+    status, body, _ = await client.get(f"/schedules/{schedule['id']}/slots", limit="50")
+    assert status == 200, body
+    found: dict[str, Any] = next(s for s in body["data"] if s["id"] == slot_id)
+    return found
+
+
+async def _metrics(service: Service) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    async with aiohttp.ClientSession(service.http) as http, http.get("/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+@pytest.mark.slow
+async def test_a_move_waiting_on_its_target_is_shown_counted_and_given_up_at_its_expiry(paused: Any) -> None:
+    service, folder = paused
+    async with Client(service) as client:
+        origin = await _resource(client)
+        target = await _resource(client)
+        while _partition(target) == _partition(origin):  # the paused actor must not be the home's
+            target = await _resource(client)
+        mine, wanted = await _slot(client, origin, 2), await _slot(client, target, 3)
+        booked = await client.ok("appointment.book", {"slotId": mine, "patientId": unique("mover")})
+        before = await _metrics(service)
+        expired_before = before.get(("scheduling_holds_expired_total", ()), 0.0)
+
+        armed = folder / "journaled-saga.hold"
+        armed.write_text("pause")
+        key = unique("move")
+        move = {"appointmentId": booked["id"], "newSlotId": wanted}
+        moving = asyncio.create_task(until_answered(client, "appointment.reschedule", move, key))
+        try:
+
+            async def pending() -> dict[str, Any] | None:
+                status, body, _ = await client.get(f"/appointments/{booked['id']}")
+                assert status == 200, body
+                shown: dict[str, Any] | None = body["data"].get("pendingMove")
+                return shown
+
+            shown = await eventually(pending, within=30, interval=0.1)
+            assert shown["slotId"] == wanted and shown["additionalSlotIds"] == []
+            assert shown["sagaId"] and shown["expiresAt"]
+            status, body, _ = await client.get(f"/appointments/{booked['id']}")
+            assert body["data"]["slotId"] == mine and body["data"]["status"] == "booked"
+
+            # the sweep (the minute timer's command, asked for at once here) counts the move's open hold at home
+            admin = service.auth(scope=ADMIN)
+            open_at_home = ("scheduling_open_holds", (("partition", str(_partition(origin))),))
+
+            async def counted_open() -> bool:
+                status, _, _ = await client.post("/holds/expire", {}, headers=admin)
+                assert status in (200, 202)
+                return (await _metrics(service)).get(open_at_home) == 1.0
+
+            await eventually(counted_open, within=15, interval=0.2)
+
+            async def given_up() -> bool:
+                await client.post("/holds/expire", {}, headers=admin)
+                now = await _metrics(service)
+                return now.get(("scheduling_holds_expired_total", ()), 0.0) >= expired_before + 1
+
+            await eventually(given_up, within=30, interval=0.3)
+            assert (await _metrics(service)).get(open_at_home) == 0.0
+            await eventually(lambda: _no_pending_move(client, booked["id"]), within=15, interval=0.1)
+        finally:
+            armed.unlink(missing_ok=True)  # the target's actor goes on: its late hold finds the move given up
+
+        answer = await asyncio.wait_for(moving, 60)
+        assert answer["ok"] is False and answer["error"]["code"] == "NEW_SLOT_NOT_AVAILABLE", answer
+        assert answer["error"]["details"]["reason"] == "hold-expired", answer
+        again = await until_answered(client, "appointment.reschedule", move, key)
+        assert again == answer, "a repeat with the same key gets the same answer"
+        status, body, _ = await client.get(f"/appointments/{booked['id']}")
+        assert body["data"]["slotId"] == mine and "pendingMove" not in body["data"]
+
+        async def given_back() -> bool:
+            target_slot, own_slot = await _slot_of(client, target, wanted), await _slot_of(client, origin, mine)
+            return (target_slot["status"], target_slot["holds"], own_slot["status"]) == ("free", [], "busy")
+
+        await eventually(given_back, within=30, interval=0.2)
+
+
+async def _no_pending_move(client: Client, appointment_id: str) -> bool:
+    status, body, _ = await client.get(f"/appointments/{appointment_id}")
+    assert status == 200, body
+    return "pendingMove" not in body["data"]
