@@ -24,7 +24,7 @@ import logging
 import re
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -176,18 +176,20 @@ class ResourceActor:
 
     async def receive(self, messages: Sequence[Message]) -> None:
         """Decide messages in offset order per partition; commands the stream skipped are read back first, and
-        those below the partition's cursor (decided already: handed over, or before a restart) are passed over."""
+        those below the partition's cursor (decided already: handed over, or before a restart) are passed over.
+
+        A gap may lie anywhere in what the stream delivers, not only before its first message (a worker
+        restarted after SIGKILL was seen to get offsets 65 and 67-75 of a partition in one batch, 66 a saga's
+        settlement): each run of consecutive offsets is decided on its own, and the commands missing before
+        it are read back from the broker first."""
         for partition, group in groupby(sorted(messages, key=lambda m: (m[2], m[3])), key=lambda m: m[2]):
-            expected = self._cursor.expected(partition)
-            batch = [m for m in group if m[3] >= expected]
-            if not batch:
-                continue
-            if batch[0][3] > expected:
-                await until_done(
-                    partial(self._decide_missed, partition, batch[0][3]),
-                    f"reading back skipped commands of {partition}",
-                )
-            await self.decide(partition, batch)
+            for run in _runs(group, self._cursor.expected(partition)):
+                if run[0][3] > self._cursor.expected(partition):
+                    await until_done(
+                        partial(self._decide_missed, partition, run[0][3]),
+                        f"reading back skipped commands of {partition}",
+                    )
+                await self.decide(partition, run)
 
     async def decide(self, partition: int, messages: Sequence[Message]) -> None:
         """Decide a batch of one partition's messages, then make it durable (the four steps above)."""
@@ -368,3 +370,17 @@ class ResourceActor:
         for k in expired:
             del journal[k]
         return {"expired": len(expired)}
+
+
+def _runs(messages: Iterable[Message], expected: int) -> list[list[Message]]:
+    """`messages` (one partition's, by offset) at or past `expected`, without repeats, cut where offsets jump."""
+    runs: list[list[Message]] = []
+    for message in messages:
+        offset = message[3]
+        if offset < expected or (runs and offset <= runs[-1][-1][3]):
+            continue
+        if runs and offset == runs[-1][-1][3] + 1:
+            runs[-1].append(message)
+        else:
+            runs.append([message])
+    return runs

@@ -5,8 +5,9 @@ generation changes (recovery, rebalances); a worker restarted after `kill -9` wa
 seen to skip twelve commands this way. Offsets are therefore only where reading
 resumes, not the record of what was done (DESIGN decision 4): each actor keeps the
 next offset it expects per partition in the `cursor` table, written with its
-decisions, and when a message arrives past it, it first reads the missing commands
-from the broker itself and decides them, in order.
+decisions, and when a message arrives past it (at the head of a batch, or after a jump
+of offsets inside one), it first reads the missing commands from the broker itself and
+decides them, in order.
 """
 
 from __future__ import annotations

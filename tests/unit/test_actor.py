@@ -472,3 +472,44 @@ async def test_a_partition_regained_by_a_new_actor_stays_registered_when_the_old
     local.lose(3, new)
     async with local.deciding([3]) as owned:
         assert not owned
+
+
+@dataclass(frozen=True)
+class BrokerCursor(Cursor):
+    """A cursor whose broker holds `log` (offset → key, value) for the commands the stream leaves out."""
+
+    log: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)
+    read_back: list[int] = field(default_factory=list)
+
+    async def missed(self, partition: int, start: int, stop: int) -> Any:
+        for offset in range(start, stop):
+            self.read_back.append(offset)
+            key, value = self.log[offset]
+            yield SimpleNamespace(key=key, value=value, offset=offset)
+
+
+async def test_a_gap_inside_a_delivered_batch_is_read_back_and_repeats_are_passed() -> None:
+    """A restarted worker's stream delivered offsets 65 and 67-75 in one batch, 66 (a saga's settlement)
+    left out: the actor moved its cursor past 66 and the booking stayed in progress for good."""
+    world = make_world(Settings())
+    schedule_id, _ = await _schedule_with_slot(world)
+    cursor = BrokerCursor(world.tables.cursor, "unused:9092")
+    world.actor._cursor = cursor
+    key = token_of(schedule_id).encode()
+    first = world.offset
+    commands = {}
+    for i in range(4):
+        later = MONDAY + timedelta(hours=3 + i)
+        body = {"scheduleId": schedule_id, "start": iso(later), "end": iso(later + timedelta(minutes=30))}
+        env = CommandEnvelope(delivery_id=f"gap-{i}", type="slot.create", body=body, claims=CLAIMS,
+                              command_id=f"gap-{i}", reply_to="_INBOX.test")  # fmt: skip
+        commands[first + i] = (key, env.encode())
+    cursor.log.update(commands)
+    delivered = [(k, v, 0, o) for o, (k, v) in commands.items() if o != first + 1]
+    delivered.append(delivered[-1])  # the same message twice in one batch
+    before = len(world.outbox.records())
+    await world.actor.receive(delivered)
+    decided = world.outbox.records()[before:]
+    assert [r.delivery_id for r in decided] == [f"gap-{i}" for i in range(4)]  # in order, each once
+    assert all(r.outcome == "ok" for r in decided) and cursor.read_back == [first + 1]
+    assert world.tables.cursor["0"] == first + 4
