@@ -303,10 +303,13 @@ class ResourceActor:
         await asyncio.gather(applied(), until_done(send, f"outbox writes of a batch of partition {batch.partition}"))
         await failpoints_reached(failpoints, "published", types)
         self._cursor.advance(batch.partition, batch.last_offset)
+        # the follow-ups are on the commands topic: the stream may deliver them now, so a hand-over may too
+        # (their partition's actors do not wait for this cursor; a crash before it is written replays the batch
+        # from its journal entries, as it would after the stream delivered them)
+        self._local.hand(follow_ups, self._decide_handed)
         await changelog.written()
         for command_type, outcome in batch.outcomes:
             metrics.COMMANDS.labels(command_type, outcome).inc()
-        self._local.hand(follow_ups, self._decide_handed)
 
     async def handed_over(self) -> None:
         """Wait until the follow-ups handed to this worker's partitions so far are decided (or left to the stream)."""

@@ -3,7 +3,8 @@
 A booking is three decisions on two partitions in a row (docs/decisions.md "Work across resources"); each
 hop through the commands topic waits for the consumer's next fetch (the embedded broker parks an empty
 fetch for half its wait). When the partition a follow-up went to is decided by an actor of this worker, the
-actor that produced it hands it over as well: once its own batch is complete (cursor moved), a task takes
+actor that produced it hands it over as well: once the broker acknowledged it (while the producing batch's
+cursor is still being written), a task takes
 the receiving partition's lock and decides the follow-ups there, if they are exactly the next commands that
 partition expects (`Cursor.expected` equals their offsets; otherwise the stream delivers them as usual).
 The copy the stream delivers later lies below that partition's cursor and is passed over (`receive`).
