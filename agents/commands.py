@@ -163,7 +163,7 @@ class ResourceActor:
         self._tables.changelog.begin()  # this partition's changelog writes, awaited by this partition only
         gained: dict[int, asyncio.Lock] = {}
         try:
-            async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN):
+            async for events in stream.take_batches(BATCH_MAX, BATCH_WITHIN):
                 partitions = {e.message.partition for e in events}
                 for partition in partitions - gained.keys():
                     self._parsed[partition] = self._new_parsed()

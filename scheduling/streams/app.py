@@ -13,6 +13,7 @@ import faust
 
 from scheduling.core.config import COMMANDS_TOPIC, DECISIONS_TOPIC, Settings
 from scheduling.streams import broker_guards
+from scheduling.streams.batching import BatchingStream
 
 
 def faust_settings(s: Settings) -> dict[str, object]:
@@ -32,6 +33,8 @@ def faust_settings(s: Settings) -> dict[str, object]:
         "producer_acks": -1,
         "broker_commit_every": 100,
         "broker_commit_interval": 1.0,
+        # the actors' batches wait for their first command without a timer (scheduling/streams/batching.py)
+        "Stream": BatchingStream,
     }
     if s.state_dir:
         conf["datadir"] = s.state_dir

@@ -403,7 +403,7 @@ class Stream:
 
     events: list[Any]
 
-    async def take_events(self, max_: int, within: float) -> Any:
+    async def take_batches(self, max_: int, within: float) -> Any:
         yield self.events
         await asyncio.Event().wait()
 
