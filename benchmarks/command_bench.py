@@ -107,7 +107,7 @@ async def run(nats_url: str, bookings: int, concurrency: int, round_no: int) -> 
     }
 
 
-async def _slot_ids(nc: nats.NATS, headers: dict[str, str], schedule_id: str, count: int) -> list[str]:
+async def _slot_ids(nc: nats.aio.client.Client, headers: dict[str, str], schedule_id: str, count: int) -> list[str]:
     """Slot ids of a schedule, read from its slot.opened events on JetStream."""
     js = nc.jetstream()
     sub = await js.subscribe("scheduling.events.slot.opened", ordered_consumer=True)

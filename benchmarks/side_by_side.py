@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -25,6 +26,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from command_bench import SECRET, start_service
 
 HERE = Path(__file__).resolve().parent
+#: the length of the peer's slots
+SLOT = timedelta(minutes=15)
 
 
 @dataclass
@@ -138,11 +142,14 @@ async def service_slots(http: str, nc: Any, token: str, count: int) -> list[str]
 
 
 async def peer_slots(dsn: str, count: int) -> list[str]:
+    """Fresh free slots of the peer, 15 minutes each, back to back (the peer checks the patient's time)."""
     ids = [f"ps-{uuid.uuid4().hex}" for _ in range(count)]
+    first = datetime(2027, 1, 4, 8, tzinfo=UTC) + timedelta(days=random.randrange(3000))
+    records = [(i, "free", 1, first + n * SLOT, first + (n + 1) * SLOT) for n, i in enumerate(ids)]
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.copy_records_to_table("peer_slots", records=[(i, "free", 1) for i in ids],
-                                         columns=["id", "status", "version"])  # fmt: skip
+        await conn.copy_records_to_table("peer_slots", records=records,
+                                         columns=["id", "status", "version", "starts", "ends"])  # fmt: skip
     finally:
         await conn.close()
     return ids
