@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any
 import jwt
 import psutil
 import pytest
+from aiokafka import AIOKafkaProducer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -127,6 +128,15 @@ def running_dev(**extra_env: str) -> Iterator[Service]:
 def service() -> Iterator[Service]:
     with running_dev() as started:
         yield started
+
+
+@pytest.fixture
+async def producer(service: Service) -> AsyncIterator[AIOKafkaProducer]:
+    """A Kafka producer on the session's broker, for records written straight onto the service's topics."""
+    kafka = AIOKafkaProducer(bootstrap_servers=service.kafka, acks="all")
+    await kafka.start()
+    yield kafka
+    await kafka.stop()
 
 
 def unique(prefix: str) -> str:

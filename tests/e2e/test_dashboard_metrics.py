@@ -4,12 +4,10 @@ serving what its own process counts."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-import pytest
 from aiokafka import AIOKafkaProducer
 from conftest import unique
 from prometheus_client.parser import text_string_to_metric_families
@@ -63,14 +61,6 @@ async def test_every_metric_of_the_dashboard_and_alerts_is_exposed(service: Any)
     for name, roles in RECORDED_BY.items():
         for role in roles:
             assert name in exposed[role], f"{name} is recorded by the {role} but not on its /metrics"
-
-
-@pytest.fixture
-async def producer(service: Any) -> AsyncIterator[AIOKafkaProducer]:
-    kafka = AIOKafkaProducer(bootstrap_servers=service.kafka, acks="all")
-    await kafka.start()
-    yield kafka
-    await kafka.stop()
 
 
 async def test_dead_letters_and_parked_records_are_counted_on_the_metrics_of_the_roles_that_set_them_aside(

@@ -21,6 +21,7 @@ from conftest import Service, running_dev, unique
 from prometheus_client.parser import text_string_to_metric_families
 from support.bursts import until_answered
 from support.client import Client, eventually
+from support.resources import resource, slot, slot_of
 
 from domain.ids import token_of
 from scheduling.core.routing import partition_of
@@ -39,28 +40,8 @@ def paused() -> Iterator[tuple[Service, Path]]:
         yield started, folder
 
 
-async def _resource(client: Client) -> dict[str, Any]:
-    body = {"actor": {"reference": unique("Practitioner/p"), "type": "Practitioner"}, "locationId": "Location/main",
-            "serviceType": "gp", "planningHorizon": HORIZON}  # fmt: skip
-    return await client.ok("schedule.create", body)
-
-
 def _partition(schedule: dict[str, Any]) -> int:
     return partition_of(token_of(schedule["id"]), PARTITIONS)
-
-
-async def _slot(client: Client, schedule: dict[str, Any], day: int) -> str:
-    start, end = f"2027-09-{day:02d}T10:00:00Z", f"2027-09-{day:02d}T10:30:00Z"
-    created = await client.ok("slot.create", {"scheduleId": schedule["id"], "start": start, "end": end})
-    slot_id: str = created["id"]
-    return slot_id
-
-
-async def _slot_of(client: Client, schedule: dict[str, Any], slot_id: str) -> dict[str, Any]:
-    status, body, _ = await client.get(f"/schedules/{schedule['id']}/slots", limit="50")
-    assert status == 200, body
-    found: dict[str, Any] = next(s for s in body["data"] if s["id"] == slot_id)
-    return found
 
 
 async def _metrics(service: Service) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -78,10 +59,10 @@ async def _metrics(service: Service) -> dict[tuple[str, tuple[tuple[str, str], .
 async def test_a_move_waiting_on_its_target_is_shown_counted_and_given_up_at_its_expiry(paused: Any) -> None:
     service, folder = paused
     async with Client(service) as client:
-        origin = await _resource(client)
-        target = await _resource(client)
+        origin = await resource(client, HORIZON)
+        target = await resource(client, HORIZON)
         while _partition(target) == _partition(origin):  # the paused actor must not be the home's
-            target = await _resource(client)
+            target = await resource(client, HORIZON)
         mine, wanted = await _slot(client, origin, 2), await _slot(client, target, 3)
         booked = await client.ok("appointment.book", {"slotId": mine, "patientId": unique("mover")})
         before = await _metrics(service)
@@ -137,7 +118,7 @@ async def test_a_move_waiting_on_its_target_is_shown_counted_and_given_up_at_its
         assert body["data"]["slotId"] == mine and "pendingMove" not in body["data"]
 
         async def given_back() -> bool:
-            target_slot, own_slot = await _slot_of(client, target, wanted), await _slot_of(client, origin, mine)
+            target_slot, own_slot = await slot_of(client, target, wanted), await slot_of(client, origin, mine)
             return (target_slot["status"], target_slot["holds"], own_slot["status"]) == ("free", [], "busy")
 
         await eventually(given_back, within=30, interval=0.2)
@@ -147,3 +128,7 @@ async def _no_pending_move(client: Client, appointment_id: str) -> bool:
     status, body, _ = await client.get(f"/appointments/{appointment_id}")
     assert status == 200, body
     return "pendingMove" not in body["data"]
+
+
+async def _slot(client: Client, schedule: dict[str, Any], day: int) -> str:
+    return await slot(client, schedule, f"2027-09-{day:02d}T10:00:00Z", f"2027-09-{day:02d}T10:30:00Z")

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from conftest import unique
 from support.client import Client, eventually, schedule_body
 
@@ -22,14 +20,6 @@ from domain.ids import token_of
 
 COMMANDS, DECISIONS, DEAD_LETTERS = "scheduling-commands", "scheduling-decisions", "scheduling-dead-letters"
 PROMPTLY = 5.0  # seconds: the timeout of the booking that follows each poison record
-
-
-@pytest.fixture
-async def producer(service: Any) -> AsyncIterator[AIOKafkaProducer]:
-    kafka = AIOKafkaProducer(bootstrap_servers=service.kafka, acks="all")
-    await kafka.start()
-    yield kafka
-    await kafka.stop()
 
 
 async def _slots(client: Client, count: int) -> list[str]:

@@ -17,6 +17,7 @@ import pytest
 from conftest import Service, running_dev, unique
 from support.bursts import until_answered
 from support.client import Client, eventually
+from support.resources import resource, slot, slot_of
 
 HORIZON = {"start": "2027-07-01T00:00:00Z", "end": "2027-08-01T00:00:00Z"}
 
@@ -26,26 +27,6 @@ def armed() -> Iterator[tuple[Service, Path]]:
     folder = Path(tempfile.mkdtemp(prefix="failpoints-"))
     with running_dev(SCHEDULING_FAILPOINTS_DIR=str(folder)) as started:
         yield started, folder
-
-
-async def _resource(client: Client, kind: str = "Practitioner") -> dict[str, Any]:
-    body = {"actor": {"reference": unique(f"{kind}/c"), "type": kind}, "locationId": "Location/main",
-            "serviceType": "gp", "planningHorizon": HORIZON}  # fmt: skip
-    return await client.ok("schedule.create", body)
-
-
-async def _slot(client: Client, schedule: dict[str, Any], day: int) -> str:
-    start, end = f"2027-07-{day:02d}T09:00:00Z", f"2027-07-{day:02d}T09:30:00Z"
-    created = await client.ok("slot.create", {"scheduleId": schedule["id"], "start": start, "end": end})
-    slot_id: str = created["id"]
-    return slot_id
-
-
-async def _slot_of(client: Client, schedule: dict[str, Any], slot_id: str) -> dict[str, Any]:
-    status, body, _ = await client.get(f"/schedules/{schedule['id']}/slots", limit="50")
-    assert status == 200, body
-    found: dict[str, Any] = next(s for s in body["data"] if s["id"] == slot_id)
-    return found
 
 
 @pytest.mark.slow
@@ -63,8 +44,12 @@ async def _slot_of(client: Client, schedule: dict[str, Any], slot_id: str) -> di
 async def test_a_worker_dying_at_a_saga_step_ends_in_one_outcome(armed: Any, failpoint: str) -> None:
     service, folder = armed
     async with Client(service) as client:
-        origin, target, room = await _resource(client), await _resource(client), await _resource(client, "Location")
-        device = await _resource(client, "Device")
+        origin, target, room = (
+            await resource(client, HORIZON),
+            await resource(client, HORIZON),
+            await resource(client, HORIZON, "Location"),
+        )
+        device = await resource(client, HORIZON, "Device")
         mine, wanted, room_slot, device_slot = (
             await _slot(client, origin, 2),
             await _slot(client, target, 3),
@@ -97,19 +82,19 @@ async def test_a_worker_dying_at_a_saga_step_ends_in_one_outcome(armed: Any, fai
 
         async def settled() -> bool:
             """Every confirmation and release has landed: nothing held, each slot as its holder says."""
-            slots = [await _slot_of(client, origin, mine), await _slot_of(client, target, wanted),
-                     await _slot_of(client, room, room_slot), await _slot_of(client, device, device_slot)]  # fmt: skip
+            slots = [await slot_of(client, origin, mine), await slot_of(client, target, wanted),
+                     await slot_of(client, room, room_slot), await slot_of(client, device, device_slot)]  # fmt: skip
             expected = ["free", "busy", "busy", "free"] if moved["ok"] else ["busy", "busy", "free", "busy"]
             return [s["status"] for s in slots] == expected and all(s["holds"] == [] for s in slots)
 
         await eventually(settled, within=30, interval=0.2)
-        assert (await _slot_of(client, target, wanted))["booked"] == 1
+        assert (await slot_of(client, target, wanted))["booked"] == 1
 
         # after the restart, both callers repeating with their keys get the answers they got
         assert await until_answered(client, "appointment.reschedule", move, move_key) == moved
         assert await until_answered(client, "appointment.book", rival, rival_key) == rivalled
         # the patients' time is as the outcome says: the winner's is taken, the loser's was given back
-        elsewhere = await _slot(client, await _resource(client), 3)
+        elsewhere = await _slot(client, await resource(client, HORIZON), 3)
         winner_patient, loser_patient = (move, rival) if moved["ok"] else (rival, move)
         refused = await client.command(
             "appointment.book", {"slotId": elsewhere, "patientId": _patient(winner_patient, booked)}
@@ -122,3 +107,7 @@ def _patient(body: dict[str, Any], booked: dict[str, Any]) -> str:
     """The patient a racer's command is for (the mover's is its appointment's)."""
     patient: str = body.get("patientId") or booked["patientId"]
     return patient
+
+
+async def _slot(client: Client, schedule: dict[str, Any], day: int) -> str:
+    return await slot(client, schedule, f"2027-07-{day:02d}T09:00:00Z", f"2027-07-{day:02d}T09:30:00Z")
