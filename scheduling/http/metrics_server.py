@@ -16,7 +16,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def start(port: int | None) -> web.AppRunner | None:
-    """Serve this process's metrics on `port`; none (nothing started) when no port is set."""
+    """Serve this process's metrics on `port`; none (nothing started) when no port is set, or when the port
+    cannot be bound: the role's own work (commands, events, the read model) matters more than its metrics, so
+    that is logged as an error, not a reason to stop."""
     if not port:
         return None
     app = web.Application()
@@ -25,6 +27,10 @@ async def start(port: int | None) -> web.AppRunner | None:
     await runner.setup()
     try:
         await web.TCPSite(runner, "0.0.0.0", port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        log.error("metrics not served: port %s cannot be bound (%s); the role runs on without them", port, exc)
+        return None
     except BaseException:
         await runner.cleanup()
         raise

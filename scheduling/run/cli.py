@@ -212,17 +212,18 @@ def run_dev(data_dir: Path) -> int:
             http = f"http://127.0.0.1:{port}"
             bridge_metrics = f"http://127.0.0.1:{metrics_ports['bridge']}"
             projector_metrics = f"http://127.0.0.1:{metrics_ports['projector']}"
+            # for a second shell: `. .scheduling/ready.env` (README, quick start); written before the ready line,
+            # so whoever reads that line finds the file
+            ready_env.write_text(
+                f"API={http}\nNATS={services.nats}\nKAFKA={services.kafka}\n"
+                f"BRIDGE_METRICS={bridge_metrics}\nPROJECTOR_METRICS={projector_metrics}\n"
+            )
             print(
                 f"ready http={http} nats={services.nats} kafka={services.kafka} postgres={services.postgres}",
                 flush=True,
             )
             log.info("metrics: worker %s/metrics, bridge %s/metrics, projector %s/metrics",
                      http, bridge_metrics, projector_metrics)  # fmt: skip
-            # for a second shell: `. .scheduling/ready.env` (README, quick start)
-            ready_env.write_text(
-                f"API={http}\nNATS={services.nats}\nKAFKA={services.kafka}\n"
-                f"BRIDGE_METRICS={bridge_metrics}\nPROJECTOR_METRICS={projector_metrics}\n"
-            )
         supervise(services, roles, envs, lambda: stopping)
         return 0
     finally:

@@ -7,7 +7,7 @@ competed with the work under load). `take_batches` is the same buffer with one c
 empty it waits for the first event with no timeout, and only then gives the others `within` to join it.
 
 Installed through Faust's `Stream` setting (scheduling/streams/app.py), the extension point Faust gives for
-it; the buffer and acknowledgement logic follow `take_events` of faust-streaming 0.11 line by line otherwise:
+it; the buffer and acknowledgement logic follow `take_events` of faust-streaming 0.15 otherwise:
 events are acknowledged only after the consumer of a batch asks for the next one.
 """
 

@@ -1,10 +1,12 @@
 """A move across resources caught between its steps, on the real stack: `GET /appointments/{id}` shows it as
 `pendingMove`, `/metrics` counts its open hold, and when the target's step does not answer before the hold's
-expiry the home's sweep gives the move up by the clock: the caller is refused, the appointment stays where it
-was and the target slot, held late, is given back (no slot held by nobody past the expiry).
+expiry the home's sweep gives the move up: the caller is refused, the appointment stays where it was and the
+target slot, held late, is given back (no slot held by nobody past the expiry).
 
 The target's actor is paused at its `saga.hold` step by a `pause` failpoint (agents/failpoints.py): the rest of
-the worker, its HTTP view and the home's actor run on. The hold time is 3 s in this test's own `scheduling dev`.
+the worker, its HTTP view and the home's actor run on. The sweep is the command the leader's minute timer sends
+(`holds.expire`), asked for over HTTP with an explicit `now` just before and just after the move's expiry, so the
+test does not race the clock; the timer's own runs (the clock's now, before the expiry a minute away) agree.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,7 @@ ADMIN = "scheduling:read scheduling:write scheduling:admin"
 def paused() -> Iterator[tuple[Service, Path]]:
     folder = Path(tempfile.mkdtemp(prefix="failpoints-"))
     with running_dev(
-        SCHEDULING_FAILPOINTS_DIR=str(folder), SCHEDULING_HOLD_SECONDS="3", SCHEDULING_PARTITIONS=str(PARTITIONS)
+        SCHEDULING_FAILPOINTS_DIR=str(folder), SCHEDULING_HOLD_SECONDS="60", SCHEDULING_PARTITIONS=str(PARTITIONS)
     ) as started:
         yield started, folder
 
@@ -69,7 +72,9 @@ async def test_a_move_waiting_on_its_target_is_shown_counted_and_given_up_at_its
         expired_before = before.get(("scheduling_holds_expired_total", ()), 0.0)
 
         armed = folder / "journaled-saga.hold"
-        armed.write_text("pause")
+        staged = folder / "staged"
+        staged.write_text("pause")
+        staged.rename(armed)  # whole, at once: a worker never reads it empty (an empty file means exit)
         key = unique("move")
         move = {"appointmentId": booked["id"], "newSlotId": wanted}
         moving = asyncio.create_task(until_answered(client, "appointment.reschedule", move, key))
@@ -87,19 +92,23 @@ async def test_a_move_waiting_on_its_target_is_shown_counted_and_given_up_at_its
             status, body, _ = await client.get(f"/appointments/{booked['id']}")
             assert body["data"]["slotId"] == mine and body["data"]["status"] == "booked"
 
-            # the sweep (the minute timer's command, asked for at once here) counts the move's open hold at home
+            # the sweep counts the move's open hold at home before its expiry, and gives it up after
             admin = service.auth(scope=ADMIN)
             open_at_home = ("scheduling_open_holds", (("partition", str(_partition(origin))),))
+            expires = datetime.fromisoformat(shown["expiresAt"].replace("Z", "+00:00"))
+
+            async def sweep(now: datetime) -> None:
+                status, body, _ = await client.post("/holds/expire", {"now": now.isoformat()}, headers=admin)
+                assert status in (200, 202), body
 
             async def counted_open() -> bool:
-                status, _, _ = await client.post("/holds/expire", {}, headers=admin)
-                assert status in (200, 202)
+                await sweep(expires - timedelta(seconds=30))
                 return (await _metrics(service)).get(open_at_home) == 1.0
 
             await eventually(counted_open, within=15, interval=0.2)
 
             async def given_up() -> bool:
-                await client.post("/holds/expire", {}, headers=admin)
+                await sweep(expires + timedelta(seconds=1))
                 now = await _metrics(service)
                 return now.get(("scheduling_holds_expired_total", ()), 0.0) >= expired_before + 1
 
