@@ -10,6 +10,7 @@ from typing import Any
 from conftest import unique
 from support.bursts import until_answered
 from support.client import Client, eventually
+from support.resources import resource, slot
 
 EVENTS = "scheduling.events"
 HORIZON = {"start": "2027-05-01T00:00:00Z", "end": "2027-06-01T00:00:00Z"}
@@ -17,23 +18,6 @@ HORIZON = {"start": "2027-05-01T00:00:00Z", "end": "2027-06-01T00:00:00Z"}
 
 def at(day: int, hhmm: str) -> str:
     return f"2027-05-{day:02d}T{hhmm}:00Z"
-
-
-async def resource(client: Client, kind: str = "Practitioner", reference: str | None = None) -> dict[str, Any]:
-    """A schedule of a new resource (or another schedule of `reference`: the same resource's time)."""
-    body = {
-        "actor": {"reference": reference or unique(f"{kind}/r"), "type": kind},
-        "locationId": "Location/main",
-        "serviceType": "gp",
-        "planningHorizon": HORIZON,
-    }
-    return await client.ok("schedule.create", body)
-
-
-async def slot(client: Client, schedule: dict[str, Any], start: str, end: str) -> str:
-    created = await client.ok("slot.create", {"scheduleId": schedule["id"], "start": start, "end": end})
-    slot_id: str = created["id"]
-    return slot_id
 
 
 async def slots(client: Client, schedule: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -57,7 +41,7 @@ def code(reply: dict[str, Any]) -> str:
 
 async def test_a_reschedule_to_another_practitioner_over_nats_and_http(service: Any) -> None:
     async with Client(service) as client:
-        ill, covering = await resource(client), await resource(client)
+        ill, covering = await resource(client, HORIZON), await resource(client, HORIZON)
         first = await slot(client, ill, at(3, "09:00"), at(3, "09:30"))
         second = await slot(client, ill, at(3, "10:00"), at(3, "10:30"))
         target = await slot(client, covering, at(4, "09:00"), at(4, "09:30"))
@@ -119,7 +103,7 @@ async def _status(client: Client, schedule: dict[str, Any], slot_id: str, expect
 
 async def test_a_refused_move_changes_nothing(service: Any) -> None:
     async with Client(service) as client:
-        a, b = await resource(client), await resource(client)
+        a, b = await resource(client, HORIZON), await resource(client, HORIZON)
         mine = await slot(client, a, at(5, "09:00"), at(5, "09:30"))
         taken = await slot(client, b, at(5, "10:00"), at(5, "10:30"))
         booked = await client.ok("appointment.book", {"slotId": mine, "patientId": unique("pat")})
@@ -133,11 +117,12 @@ async def test_a_refused_move_changes_nothing(service: Any) -> None:
 
 async def test_a_room_is_held_with_the_appointment_and_never_twice(service: Any) -> None:
     async with Client(service) as client:
-        doctor, nurse, room = await resource(client), await resource(client), await resource(client, "Location")
+        doctor, nurse = await resource(client, HORIZON), await resource(client, HORIZON)
+        room = await resource(client, HORIZON, "Location")
         by_doctor = await slot(client, doctor, at(6, "09:00"), at(6, "10:00"))
         by_nurse = await slot(client, nurse, at(6, "09:00"), at(6, "10:00"))
         room_slot = await slot(client, room, at(6, "09:00"), at(6, "10:00"))
-        same_room = await resource(client, "Location", room["actor"]["reference"])
+        same_room = await resource(client, HORIZON, "Location", room["actor"]["reference"])
         overlapping_room = await slot(client, same_room, at(6, "09:30"), at(6, "10:30"))
 
         booked = await client.ok(
@@ -168,7 +153,7 @@ async def test_a_room_is_held_with_the_appointment_and_never_twice(service: Any)
 
 async def test_a_patient_cannot_hold_two_overlapping_appointments(service: Any) -> None:
     async with Client(service) as client:
-        a, b, c = await resource(client), await resource(client), await resource(client)
+        a, b, c = await resource(client, HORIZON), await resource(client, HORIZON), await resource(client, HORIZON)
         first = await slot(client, a, at(7, "09:00"), at(7, "09:30"))
         clash = await slot(client, b, at(7, "09:15"), at(7, "09:45"))
         after = await slot(client, c, at(7, "09:30"), at(7, "10:00"))
@@ -186,7 +171,7 @@ async def test_a_patient_cannot_hold_two_overlapping_appointments(service: Any) 
             scope="scheduling:write scheduling:read scheduling:double-book",
         )
         # a move into the patient's own overlapping time is refused the same way, and changes nothing
-        d = await resource(client)
+        d = await resource(client, HORIZON)
         elsewhere = await slot(client, d, at(9, "09:00"), at(9, "09:30"))
         overlapping = await slot(client, d, at(7, "09:10"), at(7, "09:40"))
         moving = await client.ok("appointment.book", {"slotId": elsewhere, "patientId": patient})
@@ -214,7 +199,7 @@ def _nth(day: int, first_hour: int, minutes: int, i: int) -> tuple[str, str]:
 async def test_one_hundred_callers_for_ten_slots_make_ten_winners(service: Any) -> None:
     """50 cross-resource reschedules and 50 bookings race for the same 10 slots of one practitioner."""
     async with Client(service) as client:
-        origin, target = await resource(client), await resource(client)
+        origin, target = await resource(client, HORIZON), await resource(client, HORIZON)
         wanted = [await slot(client, target, *_nth(10, 9, 30, i)) for i in range(10)]
         own = [await slot(client, origin, *_nth(11, 8, 15, i)) for i in range(50)]
         booked = await asyncio.gather(
@@ -254,14 +239,14 @@ async def test_one_hundred_callers_for_ten_slots_make_ten_winners(service: Any) 
         lost_bookers = [i for i, (kind, reply) in enumerate(results) if kind == "book" and not reply["ok"]][:3]
         for i in lost_bookers:
             start, end = _nth(10, 9, 30, (i - 50) % 10)
-            again = {"slotId": await slot(client, await resource(client), start, end),
+            again = {"slotId": await slot(client, await resource(client, HORIZON), start, end),
                      "patientId": booker_patients[i - 50]}  # fmt: skip
             await eventually(lambda body=again: _booked(client, body), within=15, interval=0.2)
 
 
 async def test_hostile_additional_slots_are_refused_and_change_nothing(service: Any) -> None:
     async with Client(service) as client:
-        doctor, room = await resource(client), await resource(client, "Location")
+        doctor, room = await resource(client, HORIZON), await resource(client, HORIZON, "Location")
         mine = await slot(client, doctor, at(12, "09:00"), at(12, "09:30"))
         room_slot = await slot(client, room, at(12, "09:00"), at(12, "09:30"))
         async with Client(service) as other:

@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 from aiokafka import AIOKafkaProducer
 from conftest import unique
 from prometheus_client.parser import text_string_to_metric_families
 from support.client import eventually
 from support.dashboards import RECORDED_BY, exposed_names, used_metrics
+from support.metrics import scrape, value
 
 from scheduling.core.wire import DecisionRecord
 
@@ -28,32 +28,10 @@ def _endpoints(service: Any) -> dict[str, str]:
     return {"worker": service.http, "bridge": ready["BRIDGE_METRICS"], "projector": ready["PROJECTOR_METRICS"]}
 
 
-async def _scrape(url: str) -> str:
-    async with aiohttp.ClientSession(url) as http, http.get("/metrics") as response:
-        assert response.status == 200
-        assert response.headers["Content-Type"].startswith("text/plain")
-        return await response.text()
-
-
-async def _value(url: str, name: str, **labels: str) -> float:
-    """The sum of a counter's samples with these labels on one /metrics (0 while none; 0 while unreachable,
-    as between a role's restart and its metrics server listening again)."""
-    try:
-        text = await _scrape(url)
-    except aiohttp.ClientConnectionError:
-        return 0.0
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and labels.items() <= sample.labels.items()
-    )
-
-
 async def test_every_metric_of_the_dashboard_and_alerts_is_exposed(service: Any) -> None:
     endpoints = _endpoints(service)
     assert len(set(endpoints.values())) == 3, endpoints
-    exposed = {role: exposed_names(text_string_to_metric_families(await _scrape(url))) for role, url in
+    exposed = {role: exposed_names(text_string_to_metric_families(await scrape(url))) for role, url in
                endpoints.items()}  # fmt: skip
     used = used_metrics()
     union = set().union(*exposed.values())
@@ -69,7 +47,7 @@ async def test_dead_letters_and_parked_records_are_counted_on_the_metrics_of_the
     endpoints = _endpoints(service)
     parked = "scheduling_parked_records_total"
     consumer = {"bridge": "relay", "projector": "projector"}
-    parked_before = {role: await _value(endpoints[role], parked, consumer=consumer[role], reason="unreadable")
+    parked_before = {role: await value(endpoints[role], parked, consumer=consumer[role], reason="unreadable")
                      for role in consumer}  # fmt: skip
     # a refusal nobody was answered about: the relay publishes it on scheduling.dlq.<type> and counts it
     letter = DecisionRecord(
@@ -82,14 +60,14 @@ async def test_dead_letters_and_parked_records_are_counted_on_the_metrics_of_the
     await producer.send_and_wait(DECISIONS, b"{{{ not a decision record", key=b"metrics-probe")
 
     async def dead_lettered() -> float:
-        return await _value(endpoints["bridge"], "scheduling_dead_letters_total", type=PROBE_TYPE)
+        return await value(endpoints["bridge"], "scheduling_dead_letters_total", type=PROBE_TYPE)
 
     assert await eventually(dead_lettered, within=30, interval=0.5) >= 1
     for role, name in consumer.items():
 
         async def counted(role: str = role, name: str = name) -> bool:
-            return await _value(endpoints[role], parked, consumer=name, reason="unreadable") > parked_before[role]
+            return await value(endpoints[role], parked, consumer=name, reason="unreadable") > parked_before[role]
 
         await eventually(counted, within=30, interval=0.5)
     # counted where they happen, not by the worker (its view serves only what its own process counts)
-    assert await _value(service.http, "scheduling_dead_letters_total", type=PROBE_TYPE) == 0
+    assert await value(service.http, "scheduling_dead_letters_total", type=PROBE_TYPE) == 0

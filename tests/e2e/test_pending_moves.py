@@ -18,12 +18,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from conftest import Service, running_dev, unique
-from prometheus_client.parser import text_string_to_metric_families
 from support.bursts import until_answered
 from support.client import Client, eventually
+from support.metrics import value
 from support.resources import resource, slot, slot_of
 
 from domain.ids import token_of
@@ -32,6 +31,7 @@ from scheduling.core.routing import partition_of
 HORIZON = {"start": "2027-09-01T00:00:00Z", "end": "2027-10-01T00:00:00Z"}
 PARTITIONS = 4
 ADMIN = "scheduling:read scheduling:write scheduling:admin"
+OPEN, EXPIRED = "scheduling_open_holds", "scheduling_holds_expired_total"
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +47,6 @@ def _partition(schedule: dict[str, Any]) -> int:
     return partition_of(token_of(schedule["id"]), PARTITIONS)
 
 
-async def _metrics(service: Service) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    async with aiohttp.ClientSession(service.http) as http, http.get("/metrics") as response:
-        assert response.status == 200
-        text = await response.text()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
 @pytest.mark.slow
 async def test_a_move_waiting_on_its_target_is_shown_counted_and_given_up_at_its_expiry(paused: Any) -> None:
     service, folder = paused
@@ -68,8 +57,7 @@ async def test_a_move_waiting_on_its_target_is_shown_counted_and_given_up_at_its
             target = await resource(client, HORIZON)
         mine, wanted = await _slot(client, origin, 2), await _slot(client, target, 3)
         booked = await client.ok("appointment.book", {"slotId": mine, "patientId": unique("mover")})
-        before = await _metrics(service)
-        expired_before = before.get(("scheduling_holds_expired_total", ()), 0.0)
+        expired_before = await value(service.http, EXPIRED)
 
         armed = folder / "journaled-saga.hold"
         staged = folder / "staged"
@@ -94,7 +82,7 @@ async def test_a_move_waiting_on_its_target_is_shown_counted_and_given_up_at_its
 
             # the sweep counts the move's open hold at home before its expiry, and gives it up after
             admin = service.auth(scope=ADMIN)
-            open_at_home = ("scheduling_open_holds", (("partition", str(_partition(origin))),))
+            home = str(_partition(origin))
             expires = datetime.fromisoformat(shown["expiresAt"].replace("Z", "+00:00"))
 
             async def sweep(now: datetime) -> None:
@@ -103,17 +91,16 @@ async def test_a_move_waiting_on_its_target_is_shown_counted_and_given_up_at_its
 
             async def counted_open() -> bool:
                 await sweep(expires - timedelta(seconds=30))
-                return (await _metrics(service)).get(open_at_home) == 1.0
+                return await value(service.http, OPEN, partition=home) == 1.0
 
             await eventually(counted_open, within=15, interval=0.2)
 
             async def given_up() -> bool:
                 await sweep(expires + timedelta(seconds=1))
-                now = await _metrics(service)
-                return now.get(("scheduling_holds_expired_total", ()), 0.0) >= expired_before + 1
+                return await value(service.http, EXPIRED) >= expired_before + 1
 
             await eventually(given_up, within=30, interval=0.3)
-            assert (await _metrics(service)).get(open_at_home) == 0.0
+            assert await value(service.http, OPEN, partition=home) == 0.0
             await eventually(lambda: _no_pending_move(client, booked["id"]), within=15, interval=0.1)
         finally:
             armed.unlink(missing_ok=True)  # the target's actor goes on: its late hold finds the move given up

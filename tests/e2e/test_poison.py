@@ -14,6 +14,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from conftest import unique
+from support import metrics
 from support.client import Client, eventually, schedule_body
 
 from domain.ids import token_of
@@ -123,10 +124,7 @@ async def test_poison_commands_are_answered_or_parked_and_the_partition_moves_on
         async def topic_size_counted() -> bool:
             """The dead-letter topic's size (every role's parked records, all time) covers at least these (it
             is measured with the lag at each scrape: a scrape whose probe timed out shows the last size)."""
-            text = await _metrics(client)
-            sizes = [float(line.split()[-1]) for line in text.splitlines()
-                     if line.startswith("scheduling_dead_letter_topic_records ")]  # fmt: skip
-            return bool(sizes) and sizes[0] >= len(parked)
+            return await metrics.value(service.http, "scheduling_dead_letter_topic_records") >= len(parked)
 
         await eventually(topic_size_counted, within=30, interval=0.5)
 

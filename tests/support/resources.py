@@ -8,9 +8,12 @@ from conftest import unique
 from support.client import Client
 
 
-async def resource(client: Client, horizon: dict[str, str], kind: str = "Practitioner") -> dict[str, Any]:
-    """A schedule of a new resource of `kind` over `horizon`."""
-    body = {"actor": {"reference": unique(f"{kind}/r"), "type": kind}, "locationId": "Location/main",
+async def resource(
+    client: Client, horizon: dict[str, str], kind: str = "Practitioner", reference: str | None = None
+) -> dict[str, Any]:
+    """A schedule of a new resource of `kind` over `horizon` (or another schedule of `reference`: the same
+    resource's time)."""
+    body = {"actor": {"reference": reference or unique(f"{kind}/r"), "type": kind}, "locationId": "Location/main",
             "serviceType": "gp", "planningHorizon": horizon}  # fmt: skip
     return await client.ok("schedule.create", body)
 
