@@ -2,13 +2,13 @@
 
 An actor takes the commands waiting on its partition (up to BATCH_MAX, or what arrived within
 BATCH_WITHIN), decides them one after another in memory, each seeing the decisions before it
-(`TableState` keeps a batch's writes pending), then makes the batch durable in four steps, three round
+(`TableState` keeps a batch's writes pending), then makes the batch durable in four steps, two round
 trips to the broker however many commands the batch holds (DESIGN decisions 4 and 8):
 1. the journal entries (the decision records) are written and acknowledged;
 2. entities and indexes are written to their tables and, at the same time,
 3. the records go to the decisions topic, their follow-up commands to the commands topic and the
    unreadable records to the dead-letter topic; both acknowledged by the broker;
-4. the actor's cursor moves past the batch and is acknowledged.
+4. the actor's cursor moves past the batch; its write is acknowledged with the next batch's journal entries.
 A crash before step 1 completes leaves no entity write of the batch (they are still pending): the
 commands are redelivered and decided again, in order, or replayed from the journal entries that did
 reach the broker. Once step 1 is done, steps 2-4 are retried until they succeed: an exception
@@ -307,7 +307,9 @@ class ResourceActor:
         # (their partition's actors do not wait for this cursor; a crash before it is written replays the batch
         # from its journal entries, as it would after the stream delivered them)
         self._local.hand(follow_ups, self._decide_handed)
-        await changelog.written()
+        # the cursor's write is not awaited here: the next batch's journal step awaits it with its own writes
+        # (`written` takes a task's writes in order), so it costs no round trip of its own; a crash before
+        # it is acknowledged leaves the cursor behind, and the batch replays from its journal entries
         for command_type, outcome in batch.outcomes:
             metrics.COMMANDS.labels(command_type, outcome).inc()
 

@@ -110,8 +110,7 @@ class Projector:
                     await self._reply(reply_to, error.as_reply())
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                for _, record in readable:
-                    await self.project(conn, record)
+                await self.project(conn, [record for _, record in readable])
         except Exception as exc:
             if not is_record_fault(exc):
                 raise  # PostgreSQL away: the whole batch is retried
@@ -126,7 +125,7 @@ class Projector:
         for message, record in readable:
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
-                    await self.project(conn, record)
+                    await self.project(conn, [record])
             except Exception as exc:
                 if not is_record_fault(exc):
                     raise
@@ -142,20 +141,27 @@ class Projector:
             applied.append((message, record))
         return applied
 
-    async def project(self, conn: asyncpg.Connection, record: DecisionRecord) -> None:
-        for change in record.changes:
-            await conn.execute(_UPSERTS[change.kind], *_row(change.entity))
-        await conn.execute(
-            _AUDIT,
-            record.delivery_id,
-            record.command_id,
-            record.tenant,
-            record.caller,
-            record.type,
-            record.outcome,
-            record.replay_of,
-            record.decided_at,
-        )
+    async def project(self, conn: asyncpg.Connection, records: list[DecisionRecord]) -> None:
+        """Apply records in their order: one pipelined statement per read-model table and one for the audit log.
+
+        Statement by statement, a poll of 50 records was ~100 round trips to PostgreSQL in the projector's
+        one transaction (a third of its CPU went to socket writes). Rows of one table keep the records'
+        order; rows of different tables never depend on each other, and the version guard keeps an older
+        row from replacing a newer one whatever the order.
+        """
+        rows: dict[str, list[tuple[Any, ...]]] = {}
+        for record in records:
+            for change in record.changes:
+                rows.setdefault(change.kind, []).append(_row(change.entity))
+        for kind, kind_rows in rows.items():
+            await conn.executemany(_UPSERTS[kind], kind_rows)
+        audit = [
+            (record.delivery_id, record.command_id, record.tenant, record.caller, record.type, record.outcome,
+             record.replay_of, record.decided_at)
+            for record in records
+        ]  # fmt: skip
+        if audit:
+            await conn.executemany(_AUDIT, audit)
 
     async def on_registration(self, msg: Msg) -> None:
         """PatientCachePort's writer: registration events upsert the patient's demographics.
