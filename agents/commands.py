@@ -310,6 +310,7 @@ class ResourceActor:
         # the cursor's write is not awaited here: the next batch's journal step awaits it with its own writes
         # (`written` takes a task's writes in order), so it costs no round trip of its own; a crash before
         # it is acknowledged leaves the cursor behind, and the batch replays from its journal entries
+        metrics.BATCH_COMMANDS.observe(len(batch.outcomes))
         for command_type, outcome in batch.outcomes:
             metrics.COMMANDS.labels(command_type, outcome).inc()
 

@@ -16,6 +16,7 @@ import asyncio
 import os
 import signal
 import tempfile
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -79,6 +80,17 @@ def hottest(path: Path, top: int) -> list[str]:
     return lines + [f"  with {n / samples:6.1%} {f}" for f, n in ours[:top]]
 
 
+def batch_totals(http: str) -> tuple[float, float]:
+    """The worker's commands made durable and durable steps so far (`scheduling_batch_commands`)."""
+    text = urllib.request.urlopen(f"{http}/metrics", timeout=10).read().decode()
+    total = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for part in total:
+            if line.startswith(f"scheduling_batch_commands_{part} "):
+                total[part] = float(line.split()[1])
+    return total["sum"], total["count"]
+
+
 async def measure(args: argparse.Namespace, ready: dict[str, str], dev: int) -> None:
     token = jwt.encode({"tenant": "bench", "sub": "bench", "scope": "scheduling:read scheduling:write"}, SECRET)
     nc = await nats.connect(ready["nats"])
@@ -87,6 +99,7 @@ async def measure(args: argparse.Namespace, ready: dict[str, str], dev: int) -> 
     await run_bookings(book, await service_slots(ready["http"], nc, token, 100), args.clients)  # warm up
     processes = roles(dev)
     before = {role: cpu(p) for role, p in processes.items()}
+    batches_before = batch_totals(ready["http"])
     services_before = service_cpu(dev)
     samplers = [
         await asyncio.create_subprocess_exec(
@@ -112,6 +125,9 @@ async def measure(args: argparse.Namespace, ready: dict[str, str], dev: int) -> 
         await sampler.wait()
     await nc.close()
     print(f"{args.bookings} bookings, {args.clients} clients: {result.cell()}")
+    (commands_after, steps_after), (commands_before, steps_before) = batch_totals(ready["http"]), batches_before
+    commands, steps = commands_after - commands_before, steps_after - steps_before
+    print(f"{steps:.0f} durable steps for {commands:.0f} commands: {commands / max(steps, 1):.1f} commands per step")
     for role, process in processes.items():
         print(f"{role:10} {(cpu(process) - before[role]) / args.bookings * 1000:6.2f} ms CPU per booking")
     for name, after in services_after.items():

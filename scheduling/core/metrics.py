@@ -11,6 +11,11 @@ DECISION_SECONDS = Histogram(
     ["type"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
+BATCH_COMMANDS = Histogram(
+    "scheduling_batch_commands",
+    "Commands one partition's actor made durable in one step (group commit: one journal and one outbox round trip)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 OUTBOX_RETRIES = Counter("scheduling_outbox_retries_total", "Retried writes of already-journaled decisions")
 SKIPPED_COMMANDS = Counter(
     "scheduling_skipped_commands_total", "Commands the stream skipped and the actor read back itself"
