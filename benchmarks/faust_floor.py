@@ -30,9 +30,12 @@ from scheduling.run.stack import Stack
 
 #: the agent's process: one Faust worker with the service's settings for the embedded broker
 AGENT = """
+import logging
 import sys
 import faust
 from scheduling.streams import broker_guards
+
+logging.disable(logging.INFO)  # as quiet as the worker: "-l warn" left aiokafka's debug records on
 
 broker_guards.install()
 bootstrap, state_dir, writes, topic_in, topic_out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
