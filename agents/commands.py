@@ -51,6 +51,7 @@ from scheduling.core.config import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, DECISIONS
 from scheduling.core.wire import PENDING, CommandEnvelope, DecisionRecord, Unreadable, unreadable_command
 from scheduling.streams.kafka import parking
 from tables import Tables
+from tables.pages import Position, page
 from tables.state import Parsed, TableState
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,10 @@ BATCH_WITHIN = 0.002
 #: its history up to their bound (131 MB at 1,000 bookings, 304 MB at 10,000); the hot values (schedules,
 #: day slots and indexes) are few
 PARSED_WEIGHT = 8_000
+#: journal entries one sweep reads (every minute, per partition): 120,000 an hour per partition, so a partition
+#: holding a million entries (a week of ~6,000 bookings an hour over four partitions, four entries each) is read
+#: through every eight hours, well within the week-long TTL
+JOURNAL_PAGE = 2_000
 #: keys the bridge and the timers write: a resource's routing token, or the name of a fanned-out command
 ROUTING_KEY = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 #: produce one record and wait for the broker's ack: (topic, key, value, partition) -> (partition, offset)
@@ -146,6 +151,8 @@ class ResourceActor:
         #: per partition, started afresh whenever an actor (re)gains it: another worker may have written it since
         self._parsed: dict[int, Parsed] = {}
         self._local = LocalPartitions()
+        #: per partition, where the next journal sweep goes on (`tables.pages`)
+        self._journal_swept: dict[int, Position] = {}
         self._partition_wide: dict[str, Callable[[Batch, CommandEnvelope], Awaitable[dict[str, Any]]]] = {
             "reminder.dispatch": self._dispatch_reminders,
             "waitlist.expire-offers": self._expire_offers,
@@ -369,13 +376,19 @@ class ResourceActor:
         return await self._holds.sweep(env, batch.partition, batch.state, partial(self.handle, batch))
 
     async def _expire_journal(self, batch: Batch, env: CommandEnvelope) -> dict[str, Any]:
-        """Forget idempotency keys older than the configured TTL, on this partition only (its changelog)."""
+        """Forget idempotency keys older than the configured TTL, on this partition only (its changelog), one page
+        of JOURNAL_PAGE entries per sweep, each sweep going on where the previous one stopped: the whole journal
+        at once (four entries per booking) held the partition's actor and the worker's event loop for over half
+        a minute at ~90,000 bookings, and callers timed out."""
         cutoff = datetime.now(UTC) - timedelta(hours=self._settings.idempotency_ttl_hours)
         journal = self._tables.journal
-        expired = expired_keys(journal.items(), batch.partition, self._settings.partitions, cutoff)
+        entries, self._journal_swept[batch.partition] = page(
+            journal, batch.partition, self._journal_swept.get(batch.partition), JOURNAL_PAGE
+        )
+        expired = expired_keys(entries, batch.partition, self._settings.partitions, cutoff)
         for k in expired:
             del journal[k]
-        return {"expired": len(expired)}
+        return {"expired": len(expired), "read": len(entries)}
 
 
 def _runs(messages: Iterable[Message], expected: int) -> list[list[Message]]:

@@ -17,8 +17,8 @@ async def to_every_partition(streams: Streams, command_type: str, sub: str) -> N
 
 
 def register(streams: Streams) -> None:
-    """Reminders, the waitlist's offer expiry and the holds' expiry every minute, idempotency-key expiry every
-    hour, on the leader worker only."""
+    """Reminders, the waitlist's offer expiry, the holds' expiry and a page of idempotency-key expiry every minute,
+    on the leader worker only."""
 
     async def dispatch_reminders() -> None:
         await to_every_partition(streams, "reminder.dispatch", "scheduling-reminders")
@@ -35,4 +35,4 @@ def register(streams: Streams) -> None:
     streams.app.timer(60.0, on_leader=True, name="scheduling.dispatch_reminders")(dispatch_reminders)
     streams.app.timer(60.0, on_leader=True, name="scheduling.expire_waitlist_offers")(expire_waitlist_offers)
     streams.app.timer(60.0, on_leader=True, name="scheduling.expire_holds")(expire_holds)
-    streams.app.timer(3600.0, on_leader=True, name="scheduling.expire_idempotency_keys")(expire_idempotency_keys)
+    streams.app.timer(60.0, on_leader=True, name="scheduling.expire_idempotency_keys")(expire_idempotency_keys)

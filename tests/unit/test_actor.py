@@ -290,6 +290,30 @@ async def test_journal_expiry_forgets_the_keys_older_than_the_ttl(ttl_hours: flo
     assert len(world.tables.journal) == left
 
 
+async def test_journal_expiry_reads_a_page_per_sweep_and_goes_on_where_it_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("agents.commands.JOURNAL_PAGE", 2)
+    world = make_world(replace(Settings(), idempotency_ttl_hours=-1.0))
+    key = resource_token(TENANT, "Practitioner/p1")
+    for _ in range(3):
+        await world.command("schedule.create", schedule_body(start=MONDAY))
+    assert len(world.tables.journal) == 3
+    partition = partition_of(key, Settings().partitions)
+
+    async def sweep(n: int) -> dict[str, Any]:
+        env = CommandEnvelope(delivery_id=f"x{n}", type="journal.expire", body={}, claims=ADMIN, command_id=f"x{n}")
+        before = len(world.outbox.records())
+        await world.actor.decide(partition, [(b"journal.expire", env.encode(), partition, world.offset + n)])
+        (record,) = world.outbox.records()[before:]
+        data: dict[str, Any] = record.reply["data"]
+        return data
+
+    assert await sweep(0) == {"expired": 2, "read": 2}  # a page of two, not the whole journal
+    assert await sweep(1) == {"expired": 1, "read": 1} and not world.tables.journal  # the rest, then the end
+    assert await sweep(2) == {"expired": 0, "read": 0}
+
+
 async def test_a_batch_decides_in_order_each_command_seeing_the_ones_before(world: World) -> None:
     schedule_id, _ = await _schedule_with_slot(world)
     key = token_of(schedule_id).encode()
