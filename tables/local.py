@@ -16,12 +16,15 @@ redelivered command re-writes its journal entry and entities, so the changelog c
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import rocksdict
 from faust.stores import rocksdb
+
+log = logging.getLogger(__name__)
 
 #: per partition database: small memtables; its block cache is the worker's shared one (`Budget`)
 OPTIONS: dict[str, Any] = {
@@ -98,9 +101,18 @@ class PartitionedStore(rocksdb.Store):
                 continue
             if len(found) == limit:
                 return found, last
-            found.append((self._decode_key(key), self._decode_value(value)))
+            found.append((self._decode_key(key), self._readable(key, value)))
             last = key
         return found, None
+
+    def _readable(self, key: bytes, value: bytes) -> Any:
+        """The decoded value; None for one that cannot be decoded (logged), so a sweep passes it instead of failing
+        on the same page every minute."""
+        try:
+            return self._decode_value(value)
+        except Exception as exc:
+            log.warning("%s: the value of %r cannot be decoded (%r); passed over", self.table_name, key[:80], exc)
+            return None
 
     def _get(self, key: bytes) -> bytes | None:
         partition = self._named_partition()

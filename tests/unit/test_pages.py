@@ -99,3 +99,13 @@ def test_on_disk_a_page_reads_only_its_partition_and_never_the_offset_key(tmp_pa
         journal["other-partition"] = {"n": 2}
         entries, position = page(journal, PARTITION, None, 10)
         assert entries == [("mine", {"n": 1})] and position is None
+
+
+def test_on_disk_a_value_that_cannot_be_decoded_is_read_as_none_not_a_failed_page(tmp_path: Path) -> None:
+    for journal in _on_disk(tmp_path):
+        journal["a"] = {"n": 1}
+        store: Any = getattr(journal, "data")  # noqa: B009 - the store behind the mapping
+        store._db_for_partition(PARTITION).put(store._encode_key("b"), b'{"routingKey": "\x00')  # torn JSON
+        journal["c"] = {"n": 3}
+        entries, _ = page(journal, PARTITION, None, 10)
+        assert entries == [("a", {"n": 1}), ("b", None), ("c", {"n": 3})]
