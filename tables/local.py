@@ -96,7 +96,7 @@ class PartitionedStore(rocksdb.Store):
         db = self._db_for_partition(partition)
         found: list[tuple[Any, Any]] = []
         last: bytes | None = None
-        for key, value in db.items(from_key=after) if after is not None else db.items():
+        for key, value in db.items(from_key=after):
             if key == self.offset_key or key == after:
                 continue
             if len(found) == limit:

@@ -22,5 +22,5 @@ def page(table: Table, partition: int, after: Position, limit: int) -> tuple[lis
     if isinstance(store, PartitionedStore):
         return store.page(partition, after if isinstance(after, bytes) else None, limit)
     keys = sorted(key for key in list(table.keys()) if not isinstance(after, str) or key > after)
-    taken = [(key, table[key]) for key in keys[:limit] if key in table]
+    taken = [(key, table[key]) for key in keys[:limit]]
     return taken, (keys[limit - 1] if len(keys) > limit else None)
